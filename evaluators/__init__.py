@@ -1,0 +1,15 @@
+"""Evaluators: what a spec costs (latency, FLOPs, params) and how well it re-identifies."""
+
+from evaluators.cost import ModelCost, count_flops, count_params, model_cost
+from evaluators.latency import LatencyConfig, LatencyResult, measure_latency, measure_latency_ratio
+
+__all__ = [
+    "LatencyConfig",
+    "LatencyResult",
+    "ModelCost",
+    "count_flops",
+    "count_params",
+    "measure_latency",
+    "measure_latency_ratio",
+    "model_cost",
+]

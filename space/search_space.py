@@ -1,0 +1,203 @@
+"""`SearchSpace`: the set of specs a study may visit, and how a sampler visits it.
+
+Encoding, and how `max_blocks` is kept (the spec never exceeds it, by construction):
+
+* `positional` (no block limit, or a limit that is not below the number of positions): one
+  categorical per position, choices `none` plus every `block@placement`. Every assignment is a
+  valid spec and every spec has exactly one assignment, so NSGA-II, TPE, random and brute-force
+  samplers all see the space as it is.
+* `slots` (a block limit below the number of positions, the usual case: paper-style 1-3 blocks
+  among 16 positions): `max_blocks` slots, each a categorical over `none` plus the positions, with
+  conditional `block` / `placement` parameters that are only sampled for a filled slot. Any
+  assignment decodes to a spec with at most `max_blocks` blocks. Two slots that name the same
+  position keep the first slot's block (the later one is recorded as dropped); slot order is
+  irrelevant, so the search results cache (keyed by canonical spec) absorbs the symmetric
+  duplicates. Rejection sampling in the positional encoding was not an option: with 7 choices
+  per position, almost no random R50 draw has three or fewer blocks.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from math import comb
+from typing import Any, Iterator, Protocol, Sequence
+
+from space.backbones import STAGE_NAMES, check_backbone, positions as backbone_positions
+from space.blocks import BLOCK_TYPES, NO_BLOCK, PLACEMENTS, check_block, check_placement
+from space.spec import ArchSpec, BlockChoice
+
+
+class TrialLike(Protocol):
+    """The part of `optuna.trial.Trial` a space needs; keeps `space/` free of an optuna import."""
+
+    def suggest_categorical(self, name: str, choices: Sequence[Any]) -> Any: ...
+
+
+ENCODINGS = ("auto", "positional", "slots")
+
+
+@dataclass
+class SearchSpace:
+    """Backbone, where blocks may go, which blocks, which placements, and how many at most.
+
+    `positions` is `"all"`, a list of stages (`["layer2", "layer3"]`), or explicit positions
+    (`["layer3.5", "layer4.0"]`); the two kinds can be mixed.
+    """
+
+    backbone: str = "resnet50"
+    positions: str | Sequence[str] = "all"
+    blocks: Sequence[str] = BLOCK_TYPES
+    placements: Sequence[str] = ("post",)
+    max_blocks: int | None = 3
+    encoding: str = "auto"
+    _positions: tuple[str, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        check_backbone(self.backbone)
+        self._positions = _resolve_positions(self.backbone, self.positions)
+        self.blocks = tuple(self.blocks)
+        self.placements = tuple(self.placements)
+        if not self.blocks:
+            raise ValueError(f"a search space needs at least one block type; valid blocks: {', '.join(BLOCK_TYPES)}")
+        if not self.placements:
+            raise ValueError(f"a search space needs at least one placement; valid: {', '.join(PLACEMENTS)}")
+        for block in self.blocks:
+            check_block(block)
+        for placement in self.placements:
+            check_placement(placement)
+        for name, values in (("block", self.blocks), ("placement", self.placements)):
+            if len(set(values)) != len(values):
+                raise ValueError(f"duplicate {name} in search space: {list(values)}")
+        if self.max_blocks is not None and self.max_blocks < 0:
+            raise ValueError(f"max_blocks must be >= 0 or None (no limit), got {self.max_blocks}")
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"unknown encoding {self.encoding!r}; valid encodings: {', '.join(ENCODINGS)}")
+        if self.encoding == "positional" and self.limit < len(self._positions):
+            raise ValueError(
+                f"the positional encoding cannot keep max_blocks={self.max_blocks} over "
+                f"{len(self._positions)} positions; use encoding='slots' (or 'auto')"
+            )
+
+    @property
+    def allowed_positions(self) -> tuple[str, ...]:
+        return self._positions
+
+    @property
+    def limit(self) -> int:
+        """Effective block limit: `max_blocks`, capped by the number of positions."""
+        n = len(self._positions)
+        return n if self.max_blocks is None else min(self.max_blocks, n)
+
+    @property
+    def resolved_encoding(self) -> str:
+        if self.encoding != "auto":
+            return self.encoding
+        return "positional" if self.limit >= len(self._positions) else "slots"
+
+    def _choices(self) -> list[BlockChoice]:
+        return [BlockChoice(b, p) for b in self.blocks for p in self.placements]
+
+    # -- counting and enumeration -------------------------------------------------------------
+    def cardinality(self) -> int:
+        """Number of distinct specs: sum over k of C(positions, k) * (blocks*placements)^k."""
+        n, m = len(self._positions), len(self._choices())
+        return sum(comb(n, k) * m**k for k in range(self.limit + 1))
+
+    def enumerate(self, limit: int = 100_000) -> Iterator[ArchSpec]:
+        """Every spec of the space, plain backbone first, then by number of blocks."""
+        size = self.cardinality()
+        if size > limit:
+            raise ValueError(
+                f"this space holds {size:,} specs, more than limit={limit:,}; restrict positions, blocks "
+                f"or max_blocks, or raise the limit"
+            )
+        choices = self._choices()
+        for k in range(self.limit + 1):
+            for where in itertools.combinations(self._positions, k):
+                for what in itertools.product(choices, repeat=k):
+                    yield ArchSpec(self.backbone, dict(zip(where, what)))
+
+    def __contains__(self, spec: object) -> bool:
+        if not isinstance(spec, ArchSpec) or spec.backbone != self.backbone:
+            return False
+        if spec.num_blocks > self.limit:
+            return False
+        return all(
+            pos in self._positions and c.block in self.blocks and c.placement in self.placements
+            for pos, c in spec.blocks.items()
+        )
+
+    # -- sampling --------------------------------------------------------------------------
+    def sample(self, trial: TrialLike) -> ArchSpec:
+        """Draw a spec through the trial's sampler (see the module docstring for the encoding)."""
+        if self.resolved_encoding == "positional":
+            options = [NO_BLOCK] + [str(c) for c in self._choices()]
+            blocks = {}
+            for pos in self._positions:
+                value = trial.suggest_categorical(pos, options)
+                if value != NO_BLOCK:
+                    block, _, placement = value.partition("@")
+                    blocks[pos] = BlockChoice(block, placement or "post")
+            return ArchSpec(self.backbone, blocks)
+        blocks = {}
+        for slot in range(self.limit):
+            pos = trial.suggest_categorical(f"slot{slot}_position", [NO_BLOCK, *self._positions])
+            if pos == NO_BLOCK:
+                continue
+            block = trial.suggest_categorical(f"slot{slot}_block", list(self.blocks))
+            placement = (
+                trial.suggest_categorical(f"slot{slot}_placement", list(self.placements))
+                if len(self.placements) > 1
+                else self.placements[0]
+            )
+            blocks.setdefault(pos, BlockChoice(block, placement))
+        return ArchSpec(self.backbone, blocks)
+
+    def params_for(self, spec: ArchSpec) -> dict[str, Any]:
+        """Sampler parameters that decode to `spec`: what `study.enqueue_trial` needs."""
+        if spec not in self:
+            raise ValueError(f"spec {spec} is not in this search space ({self.describe()})")
+        if self.resolved_encoding == "positional":
+            return {pos: str(spec.blocks[pos]) if pos in spec.blocks else NO_BLOCK for pos in self._positions}
+        params: dict[str, Any] = {}
+        entries = list(spec.blocks.items())
+        for slot in range(self.limit):
+            if slot >= len(entries):
+                params[f"slot{slot}_position"] = NO_BLOCK
+                continue
+            pos, choice = entries[slot]
+            params[f"slot{slot}_position"] = pos
+            params[f"slot{slot}_block"] = choice.block
+            if len(self.placements) > 1:
+                params[f"slot{slot}_placement"] = choice.placement
+        return params
+
+    def describe(self) -> str:
+        limit = "no limit" if self.max_blocks is None else f"max {self.max_blocks} blocks"
+        return (
+            f"{self.backbone}, {len(self._positions)} positions, blocks {'/'.join(self.blocks)}, "
+            f"placements {'/'.join(self.placements)}, {limit}, {self.cardinality():,} specs"
+        )
+
+
+def _resolve_positions(backbone: str, wanted: str | Sequence[str]) -> tuple[str, ...]:
+    every = backbone_positions(backbone)
+    if isinstance(wanted, str):
+        wanted = [wanted]
+    chosen: set[str] = set()
+    for item in wanted:
+        if item == "all":
+            chosen.update(every)
+        elif item in STAGE_NAMES:
+            chosen.update(p for p in every if p.startswith(item + "."))
+        elif item in every:
+            chosen.add(item)
+        else:
+            raise ValueError(
+                f"position {item!r} does not exist in {backbone}; use 'all', a stage "
+                f"({', '.join(STAGE_NAMES)}) or a position such as {every[0]!r} .. {every[-1]!r}"
+            )
+    if not chosen:
+        raise ValueError("a search space needs at least one position")
+    return tuple(p for p in every if p in chosen)
