@@ -102,3 +102,32 @@ def rank_metrics(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50
             "person and junk); check that query and gallery share identities seen by other cameras"
         )
     return RankResult(cmc=cmc_sum / num_valid, mAP=ap_sum / num_valid, mINP=inp_sum / num_valid, num_valid_queries=num_valid)
+
+
+def rank_metrics_reference(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 50) -> RankResult:
+    """The protocol written plainly, one query at a time: the yardstick the vectorised version is
+    tested and benchmarked against. Too slow for Market-size problems."""
+    distmat, q_pids, g_pids, q_camids, g_camids = _check_inputs(distmat, q_pids, g_pids, q_camids, g_camids)
+    max_rank = min(max_rank, distmat.shape[1])
+    cmcs, aps, inps = [], [], []
+    for i in range(distmat.shape[0]):
+        ranked = []
+        for j in np.argsort(distmat[i], kind="stable"):
+            if g_pids[j] == JUNK_PID or (g_pids[j] == q_pids[i] and g_camids[j] == q_camids[i]):
+                continue
+            ranked.append(g_pids[j] == q_pids[i])
+        if not any(ranked):
+            continue
+        hits, precisions, last = 0, [], 0
+        for rank, is_match in enumerate(ranked, 1):
+            if is_match:
+                hits += 1
+                precisions.append(hits / rank)
+                last = rank
+        first = ranked.index(True) + 1
+        cmcs.append([first <= k for k in range(1, max_rank + 1)])
+        aps.append(sum(precisions) / hits)
+        inps.append(hits / last)
+    if not aps:
+        raise ValueError("no query has a valid match in the gallery")
+    return RankResult(np.mean(cmcs, axis=0), float(np.mean(aps)), float(np.mean(inps)), len(aps))

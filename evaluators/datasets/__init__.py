@@ -1,0 +1,34 @@
+"""Re-ID datasets: loaders for the standard layouts, a synthetic generator, torch data plumbing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from evaluators.datasets.base import ImageRecord, ReIDDataset, relabel, stats
+from evaluators.datasets.market import load_cuhk03_np, load_duke, load_market1501, load_market_layout
+from evaluators.datasets.msmt17 import load_msmt17
+from evaluators.datasets.small import load_cuhk01, load_viper
+
+#: config name -> loader(root, **options); every loader returns a `ReIDDataset`
+DATASETS: dict[str, Callable[..., ReIDDataset]] = {
+    "market1501": load_market1501,
+    "duke": load_duke,
+    "msmt17": load_msmt17,
+    "cuhk03": load_cuhk03_np,
+    "viper": load_viper,
+    "cuhk01": load_cuhk01,
+    "folder": load_market_layout,
+    "synthetic": lambda root: load_market_layout(root, "synthetic"),
+}
+
+
+def load_dataset(name: str, root: str | Path, **options: Any) -> ReIDDataset:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
+    if root is None or str(root) == "":
+        raise ValueError(f"dataset {name!r} needs a root folder (dataset.root=...)")
+    return DATASETS[name](root, **options)
+
+
+__all__ = ["DATASETS", "ImageRecord", "ReIDDataset", "load_dataset", "relabel", "stats"]

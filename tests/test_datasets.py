@@ -1,0 +1,173 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from evaluators.data import IdentitySampler, ImageDataset, build_transforms, eval_loader, read_image, train_loader
+from evaluators.datasets import DATASETS, load_dataset
+from evaluators.datasets.market import parse_market_name
+from evaluators.datasets.synthetic import SynthConfig, generate
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _img(path: Path, size=(32, 64)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (120, 30, 200)).save(path)
+
+
+def make_market(root: Path, names: dict[str, list[str]]) -> Path:
+    for folder, files in names.items():
+        for name in files:
+            _img(root / folder / name)
+    return root
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [("0002_c1s1_000451_03.jpg", (2, 0)), ("-1_c3s2_012345_00.jpg", (-1, 2)), ("0000_c6s1_0_01.jpg", (0, 5)),
+     ("0001_c2_f0046182.jpg", (1, 1)), ("1367_c1_1.png", (1367, 0))],
+)
+def test_market_style_file_names_give_pid_and_zero_based_camera(name, expected):
+    assert parse_market_name(name) == expected
+
+
+def test_unreadable_file_name_is_explained():
+    with pytest.raises(ValueError, match="cannot read person id and camera from file name 'IMG_001.jpg'"):
+        parse_market_name("IMG_001.jpg")
+
+
+def test_market_loader_drops_junk_keeps_distractors_and_relabels_train(tmp_path):
+    root = make_market(tmp_path / "Market-1501-v15.09.15", {
+        "bounding_box_train": ["0002_c1s1_000451_03.jpg", "0002_c2s1_000452_01.jpg", "0007_c1s1_000001_00.jpg", "-1_c1s1_0_00.jpg"],
+        "query": ["0003_c1s1_000001_00.jpg"],
+        "bounding_box_test": ["0003_c2s1_000002_00.jpg", "0000_c3s1_000003_00.jpg", "-1_c1s1_000004_00.jpg"],
+    })
+    data = load_dataset("market1501", tmp_path)  # the parent folder works too, as in torchreid
+    assert sorted(r.pid for r in data.train) == [0, 0, 1]
+    assert data.num_train_pids == 2
+    assert sorted(r.pid for r in data.gallery) == [0, 3]  # distractor kept, junk dropped
+    assert data.query[0].camid == 0 and "train 2 ids, 3 images, 2 cameras" in data.summary()
+
+
+def test_missing_split_folder_is_explained(tmp_path):
+    make_market(tmp_path, {"bounding_box_train": ["0001_c1s1_0_00.jpg"], "query": ["0002_c1s1_0_00.jpg"]})
+    with pytest.raises(FileNotFoundError, match="bounding_box_test"):
+        load_dataset("duke", tmp_path)
+    with pytest.raises(ValueError, match="unknown dataset 'market'; valid datasets: market1501"):
+        load_dataset("market", tmp_path)
+
+
+def test_cuhk03_np_reads_the_detected_or_labeled_variant(tmp_path):
+    for variant, pid in (("detected", 1), ("labeled", 2)):
+        make_market(tmp_path / "cuhk03-np" / variant, {
+            "bounding_box_train": [f"{pid:04d}_c1_1.png", f"{pid:04d}_c2_2.png"],
+            "query": ["0100_c1_1.png"], "bounding_box_test": ["0100_c2_3.png"],
+        })
+    assert load_dataset("cuhk03", tmp_path, variant="labeled").name == "cuhk03np-labeled"
+    assert load_dataset("cuhk03", tmp_path).train[0].path.endswith("0001_c1_1.png")
+
+
+def test_msmt17_reads_list_files(tmp_path):
+    base = tmp_path / "MSMT17_V1"
+    lines = {"train": ["0000/0000_000_01_0303morning_0015_0.jpg 0", "0001/0001_001_05_0303noon_0001_0.jpg 1"],
+             "val": ["0001/0001_002_07_0303noon_0002_0.jpg 1"],
+             "query": ["0100/0100_000_02_0303morning_0001_0.jpg 100"],
+             "gallery": ["0100/0100_001_03_0303morning_0002_0.jpg 100"]}
+    for split, entries in lines.items():
+        (base).mkdir(parents=True, exist_ok=True)
+        (base / f"list_{split}.txt").write_text("\n".join(entries) + "\n")
+        for entry in entries:
+            _img(base / ("train" if split in ("train", "val") else "test") / entry.split()[0])
+    data = load_dataset("msmt17", tmp_path)
+    assert len(data.train) == 3 and data.num_train_pids == 2
+    assert [r.camid for r in data.train] == [0, 4, 6] and data.gallery[0].camid == 2
+
+
+def _viper_tree(root: Path, ids: int) -> None:
+    for pid in range(ids):
+        _img(root / "VIPeR" / "cam_a" / f"{pid:03d}_0.bmp")
+        _img(root / "VIPeR" / "cam_b" / f"{pid:03d}_90.bmp")
+
+
+def test_viper_random_splits_are_disjoint_reproducible_and_differ_by_index(tmp_path):
+    _viper_tree(tmp_path, 20)
+    a, b = load_dataset("viper", tmp_path, split_index=0), load_dataset("viper", tmp_path, split_index=1)
+    assert {r.pid for r in a.query} == {r.pid for r in a.gallery}
+    assert len({r.pid for r in a.query}) == 10 and a.num_train_pids == 10
+    assert {r.camid for r in a.query} == {0} and {r.camid for r in a.gallery} == {1}
+    assert {r.pid for r in a.query} != {r.pid for r in b.query}
+    assert {r.path for r in a.query} == {r.path for r in load_dataset("viper", tmp_path, split_index=0).query}
+    with pytest.raises(ValueError, match="split_index must be in 0..9"):
+        load_dataset("viper", tmp_path, split_index=10)
+
+
+def test_cuhk01_cameras_come_from_the_image_number(tmp_path):
+    for pid in range(1, 9):
+        for k in range(1, 5):
+            _img(tmp_path / "campus" / f"{pid:04d}{k:03d}.png")
+    data = load_dataset("cuhk01", tmp_path, num_train_ids=4)
+    assert data.num_train_pids == 4 and len(data.query) == len(data.gallery) == 8
+    assert {r.camid for r in data.query} == {0}
+
+
+def test_corrupt_image_error_names_the_file(tmp_path):
+    bad = tmp_path / "0001_c1s1_000001_00.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(OSError, match="cannot read image .*0001_c1s1_000001_00.jpg.*corrupt"):
+        read_image(str(bad))
+
+
+def test_synthetic_generator_writes_a_market_layout_deterministically(tmp_path):
+    cfg = SynthConfig(ids=12, cams=3, images_per_cam=2, distractors=5, junk=3, seed=7)
+    a = load_dataset("folder", generate(tmp_path / "a", cfg))
+    b = load_dataset("folder", generate(tmp_path / "b", cfg))
+    assert a.num_train_pids == 6 and {r.pid for r in a.query} <= {r.pid for r in a.gallery}
+    assert sum(r.pid == 0 for r in a.gallery) == 5  # distractors kept, junk dropped
+    assert len(list((tmp_path / "a" / "bounding_box_test").glob("-1_*"))) == 3
+    first = sorted((tmp_path / "a" / "query").iterdir())[0].name
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a" / "query" / first)), np.asarray(Image.open(tmp_path / "b" / "query" / first)))
+    assert len(a.train) == len(b.train)
+
+
+def test_synthetic_cli(tmp_path, capsys):
+    from evaluators.datasets.synthetic import main
+
+    main(["--out", str(tmp_path / "s"), "--ids", "8", "--cams", "2", "--seed", "1"])
+    assert "synthetic: train 4 ids" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "t"), "--ids", "2"])
+
+
+def test_identity_sampler_yields_p_ids_times_k_images():
+    pids = [i // 3 for i in range(30)] + [99]  # ten ids with 3 images, one with 1 (sampled with replacement)
+    sampler = IdentitySampler(pids, p=4, k=4, seed=0)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) > 0
+    for batch in batches:
+        ids = [pids[i] for i in batch]
+        assert len(batch) == 16 and len(set(ids)) == 4 and all(ids.count(p) == 4 for p in set(ids))
+    assert batches == list(IdentitySampler(pids, p=4, k=4, seed=0))
+    with pytest.raises(ValueError, match="only 11"):
+        IdentitySampler(pids, p=12, k=2)
+
+
+def test_transforms_and_loaders_give_normalised_tensors(tmp_path):
+    data = load_dataset("folder", generate(tmp_path, SynthConfig(ids=8, cams=2, images_per_cam=2, distractors=0, junk=0)))
+    images, pids, _ = next(iter(train_loader(data.train, 64, 32, p=2, k=2, workers=0)))
+    assert images.shape == (4, 3, 64, 32) and len(set(pids.tolist())) == 2
+    images, _, camids = next(iter(eval_loader(data.query, 64, 32, batch_size=3, workers=0)))
+    assert images.shape == (3, 3, 64, 32) and images.dtype == torch.float32 and abs(images.mean()) < 3
+    assert build_transforms(64, 32, train=False)(Image.new("RGB", (10, 10))).shape == (3, 64, 32)
+    assert len(ImageDataset(data.query, build_transforms(64, 32, False))) == len(data.query)
+
+
+@pytest.mark.skipif(not (SHARED / "viper").is_dir(), reason="../shared/data not present")
+def test_real_viper_and_cuhk01_follow_their_protocols():
+    viper = load_dataset("viper", SHARED / "viper")
+    assert viper.num_train_pids == 316 and len(viper.query) == len(viper.gallery) == 316
+    cuhk01 = load_dataset("cuhk01", SHARED / "cuhk01")
+    assert cuhk01.num_train_pids == 485 and len({r.pid for r in cuhk01.query}) == 486
+    assert set(DATASETS) >= {"market1501", "duke", "msmt17", "cuhk03", "viper", "cuhk01", "folder", "synthetic"}
