@@ -13,3 +13,8 @@ __all__ = [
     "measure_latency_ratio",
     "model_cost",
 ]
+
+from evaluators.evaluator import CachedEvaluator, CostEvaluator, Evaluator, LatencyEvaluator, ReIDEvaluator  # noqa: E402
+from evaluators.training import BUDGETS, TrainConfig, budget, train  # noqa: E402
+
+__all__ += ["BUDGETS", "CachedEvaluator", "CostEvaluator", "Evaluator", "LatencyEvaluator", "ReIDEvaluator", "TrainConfig", "budget", "train"]

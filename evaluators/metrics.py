@@ -26,7 +26,8 @@ class RankResult:
     num_valid_queries: int
 
     def rank(self, k: int) -> float:
-        return float(self.cmc[k - 1])
+        """CMC(k); past the end of a small gallery every reachable match is already counted."""
+        return float(self.cmc[min(k, len(self.cmc)) - 1])
 
 
 def _check_inputs(distmat, q_pids, g_pids, q_camids, g_camids) -> tuple[np.ndarray, ...]:

@@ -1,0 +1,139 @@
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from evaluators import CachedEvaluator, CostEvaluator, LatencyConfig, LatencyEvaluator, ReIDEvaluator, budget, train
+from evaluators.datasets import load_dataset
+from evaluators.datasets.synthetic import SynthConfig, generate
+from evaluators.losses import batch_hard_triplet_loss
+from evaluators.training import TrainConfig, lr_factor, subset_ids
+from evaluators.validation import carve_validation
+from models import build_model
+from space import ArchSpec
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = generate(tmp_path_factory.mktemp("synth"), SynthConfig(ids=24, cams=3, images_per_cam=2, distractors=4, junk=2))
+    return load_dataset("synthetic", root)
+
+
+def test_batch_hard_triplet_loss_known_answer():
+    feats = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0], [0.0, 5.0]])
+    targets = torch.tensor([0, 0, 1, 1])
+    # anchors 0,1: hardest pos 1, hardest neg 3 and sqrt(10) -> relu(1 - d + 0.3) = 0
+    # anchors 2,3: hardest pos 2, hardest neg 3 and 5 -> relu(2 - 3 + 1.3)=0.3, relu(2-sqrt(26)+0.3)... = 0
+    expected = (0 + 0 + 0.3 + 0) / 4
+    assert batch_hard_triplet_loss(feats, targets, margin=1.3 - 1.0 + 1.0).item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_lr_warms_up_then_steps_or_decays():
+    step = TrainConfig(epochs=120, warmup_epochs=10, milestones=(40, 70))
+    assert lr_factor(0, step) == pytest.approx(0.1) and lr_factor(5, step) == pytest.approx(0.55)
+    assert lr_factor(20, step) == 1 and lr_factor(50, step) == pytest.approx(0.1) and lr_factor(80, step) == pytest.approx(0.01)
+    cosine = TrainConfig(epochs=10, warmup_epochs=0, schedule="cosine")
+    assert lr_factor(0, cosine) == 1 and lr_factor(5, cosine) == pytest.approx(0.5) and lr_factor(10, cosine) == pytest.approx(0)
+
+
+def test_validation_is_carved_from_training_ids_only(synth):
+    train_records, query, gallery = carve_validation(synth.train, 4, seed=0)
+    val_ids = {r.path.split("/")[-1][:4] for r in query}
+    assert len(val_ids) == 4 and {r.path.split("/")[-1][:4] for r in gallery} <= val_ids
+    assert not val_ids & {r.path.split("/")[-1][:4] for r in train_records}
+    test_paths = {r.path for r in synth.query + synth.gallery}
+    assert not test_paths & {r.path for r in query + gallery}
+    assert sorted({r.pid for r in train_records}) == list(range(len({r.pid for r in train_records})))
+    with pytest.raises(ValueError, match="cannot carve 50 validation ids"):
+        carve_validation(synth.train, 50)
+
+
+def test_training_is_deterministic_and_reports_validation_each_epoch(synth):
+    cfg = budget("tiny", epochs=2, eval_every=1)
+    train_records, query, gallery = carve_validation(synth.train, 3)
+    records = subset_ids(train_records, cfg.max_ids, 0)
+    results = []
+    for _ in range(2):
+        torch.manual_seed(0)  # same initial weights; train() seeds batches and augmentation
+        model = build_model("resnet18:layer4.1=cnl", len({r.pid for r in records}))
+        results.append(train(model, records, cfg, validation=(query, gallery)))
+    assert results[0].epoch_losses == results[1].epoch_losses
+    assert all(math.isfinite(x) for x in results[0].epoch_losses)
+    assert [epoch for epoch, _ in results[0].val_mAP] == [1, 2] and all(0 < m <= 1 for _, m in results[0].val_mAP)
+
+
+def test_nan_loss_stops_training_with_a_clear_error(synth):
+    records = subset_ids(synth.train, 4, 0)
+    model = build_model("resnet18", len({r.pid for r in records}))
+    model.head.register_forward_hook(lambda m, i, out: (out[0] * float("nan"), out[1]) if m.training else out)
+    with pytest.raises(FloatingPointError, match="loss became nan at epoch 1, batch 1"):
+        train(model, records, budget("tiny"))
+
+
+def test_model_with_too_few_classes_is_refused(synth):
+    with pytest.raises(ValueError, match="build it with num_classes=12"):
+        train(build_model("resnet18", 3), subset_ids(synth.train, None, 0), budget("tiny"))
+
+
+def test_unknown_budget_is_explained():
+    with pytest.raises(ValueError, match="unknown training budget 'huge'; valid budgets: full, proxy, tiny"):
+        budget("huge")
+
+
+class CountingEvaluator:
+    def __init__(self, tag="a"):
+        self.calls, self.tag = [], tag
+
+    def evaluate(self, spec):
+        self.calls.append(str(spec))
+        return {"mAP": len(str(spec)) / 100}
+
+    def fingerprint(self):
+        return self.tag
+
+
+def test_cache_never_evaluates_an_architecture_twice_and_survives_restarts(tmp_path):
+    path = tmp_path / "cache.jsonl"
+    inner = CountingEvaluator()
+    cache = CachedEvaluator(inner, path)
+    a = cache.evaluate("resnet50:layer3.5=cnl@post")
+    b = cache.evaluate(ArchSpec.parse("resnet50:layer3.5=cnl"))
+    assert a == b and inner.calls == ["resnet50:layer3.5=cnl"] and (cache.hits, cache.misses) == (1, 1)
+    with path.open("a") as handle:
+        handle.write('{"evaluator": "a", "spec": "resnet50:lay')  # a writer killed mid-line
+    again = CachedEvaluator(CountingEvaluator(), path)
+    assert again.evaluate("resnet50:layer3.5=cnl") == a and again.inner.calls == []
+    other = CachedEvaluator(CountingEvaluator("b"), path)  # other settings: old results do not apply
+    other.evaluate("resnet50:layer3.5=cnl")
+    assert other.inner.calls == ["resnet50:layer3.5=cnl"]
+
+
+def test_cost_and_latency_evaluators_report_their_metrics():
+    cost = CostEvaluator(input_size=(64, 32)).evaluate("resnet18:layer1.0=nl")
+    assert cost["gflops"] > CostEvaluator(input_size=(64, 32)).evaluate("resnet18")["gflops"]
+    latency = LatencyEvaluator(LatencyConfig(input_size=(64, 32), repeats=7, warmup=2)).evaluate("resnet18:layer3.1=se")
+    assert {"latency_ratio", "latency_ms", "latency_p90_ms", "latency_spread", "gflops", "params_m"} <= set(latency)
+    assert 0.5 < latency["latency_ratio"] < 2
+
+
+def test_reid_evaluator_scores_on_validation_ids_and_returns_every_metric(synth):
+    evaluator = ReIDEvaluator(synth, budget("tiny"), num_val_ids=3,
+                              latency=LatencyEvaluator(LatencyConfig(input_size=(64, 32), repeats=3, warmup=1)))
+    metrics = evaluator.evaluate("resnet18:layer3.1=cnl")
+    assert {"mAP", "rank1", "rank5", "rank10", "mINP", "train_seconds", "latency_ratio", "gflops", "params_m"} <= set(metrics)
+    assert 0 < metrics["mAP"] <= 1 and np.isfinite(list(metrics.values())).all()
+    assert evaluator.fingerprint() != ReIDEvaluator(synth, budget("tiny", epochs=2), num_val_ids=3).fingerprint()
+
+
+def test_train_command_writes_weights_and_test_metrics(synth, tmp_path, capsys):
+    from evaluators.train_cli import main
+
+    spec_file = ArchSpec.parse("resnet18:layer4.0=se").save(tmp_path / "best.yaml")
+    main([str(spec_file), "--root", synth.root, "--budget", "tiny", "--out", str(tmp_path / "run")])
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["spec"] == "resnet18:layer4.0=se" and metrics["split"] == "test" and 0 < metrics["mAP"] <= 1
+    state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    build_model("resnet18:layer4.0=se", 12).load_state_dict(state)
+    assert "test mAP=" in capsys.readouterr().out
