@@ -1,0 +1,1 @@
+"""Hydra config groups of `attnas-search` (a package so `pkg://conf` finds them once installed)."""

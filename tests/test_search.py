@@ -1,0 +1,171 @@
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+from optuna.trial import TrialState
+
+from space import ArchSpec, SearchSpace
+from search import study as search_study
+from search.study import run_search
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+VENV_BIN = Path(sys.executable).parent
+
+
+def config(tmp_path, *overrides):
+    """The app's real config (conf/), as Hydra composes it, with a tiny budget and a temp storage."""
+    with initialize_config_module(config_module="conf", version_base="1.3"):
+        cfg = compose("config", overrides=[
+            "space=resnet18", "evaluator=tiny", "dataset.synth.ids=16", f"dataset.root={tmp_path / 'synth'}",
+            f"storage=sqlite:///{tmp_path / 'study.db'}", "progress=false", "report=false", *overrides,
+        ])
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def specs_of(study):
+    return [t.user_attrs["spec"] for t in study.trials]
+
+
+def test_search_runs_references_first_and_stores_specs_and_metrics(tmp_path):
+    study = run_search(config(tmp_path, "n_trials=5"))
+    assert len(study.trials) == 5 and all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert specs_of(study)[:2] == ["resnet18", "resnet18:layer3.1=cnl"]  # enqueued references
+    space = SearchSpace("resnet18", ["layer3", "layer4"], ("se", "cnl", "nl"), max_blocks=2)
+    for trial in study.trials:
+        assert ArchSpec.parse(trial.user_attrs["spec"]) in space
+        assert all(math.isfinite(v) for v in trial.values)
+        assert trial.values == [trial.user_attrs["mAP"], trial.user_attrs["latency_ratio"]]
+        assert {"rank1", "mINP", "gflops", "params_m", "train_seconds"} <= set(trial.user_attrs)
+    frame = study.trials_dataframe()
+    assert "user_attrs_spec" in frame and "user_attrs_mAP" in frame
+
+
+def test_running_the_same_command_again_resumes_the_study(tmp_path):
+    first = run_search(config(tmp_path, "n_trials=3"))
+    before = specs_of(first)
+    second = run_search(config(tmp_path, "n_trials=5"))
+    assert second.study_name == first.study_name and len(second.trials) == 5
+    assert specs_of(second)[:3] == before
+    assert len(run_search(config(tmp_path, "n_trials=5")).trials) == 5  # nothing left to do
+
+
+def test_an_architecture_is_never_trained_twice(tmp_path, monkeypatch):
+    trained = []
+    real = search_study.make_evaluator
+
+    def counting(*args, **kwargs):
+        cached = real(*args, **kwargs)
+        inner = cached.inner.evaluate
+        cached.inner.evaluate = lambda spec: trained.append(str(spec)) or inner(spec)
+        return cached
+
+    monkeypatch.setattr(search_study, "make_evaluator", counting)
+    # two specs in the whole space: plain resnet18 and one SE block
+    study = run_search(config(tmp_path, "n_trials=6", "sampler=random", "space.positions=[layer4.1]", "space.blocks=[se]",
+                              "space.max_blocks=1"))
+    assert len(study.trials) == 6 and sorted(trained) == sorted(set(trained)) and len(trained) <= 2
+    copies = [t for t in study.trials if "duplicate_of" in t.user_attrs]
+    assert copies, "six draws from two specs must repeat one"
+    for copy in copies:
+        original = study.trials[copy.user_attrs["duplicate_of"]]
+        assert original.user_attrs["spec"] == copy.user_attrs["spec"] and original.values == copy.values
+
+
+def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch):
+    real = search_study.make_evaluator
+
+    def failing_on_nl(*args, **kwargs):
+        cached = real(*args, **kwargs)
+        inner = cached.inner.evaluate
+
+        def evaluate(spec):
+            if "=nl" in str(spec):
+                raise RuntimeError("out of memory (simulated)")
+            return inner(spec)
+
+        cached.inner.evaluate = evaluate
+        return cached
+
+    monkeypatch.setattr(search_study, "make_evaluator", failing_on_nl)
+    cfg = config(tmp_path, "n_trials=4", "space.references=['resnet18','resnet18:layer4.0=nl','resnet18:layer4.1=se']")
+    study = run_search(cfg)
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(study.trials) == 4 and len(failed) >= 1
+    assert failed[0].user_attrs["error"] == "RuntimeError: out of memory (simulated)"
+    assert any(t.state == TrialState.COMPLETE for t in study.trials[2:])
+
+
+def test_constraints_mark_infeasible_trials_and_keep_them(tmp_path):
+    study = run_search(config(tmp_path, "n_trials=3", "+constraints.latency_ratio=0.5"))
+    assert len(study.trials) == 3
+    for trial in study.trials:
+        assert trial.constraints["latency_ratio"] == pytest.approx(trial.user_attrs["latency_ratio"] - 0.5)
+        assert trial.constraints["latency_ratio"] > 0  # nothing runs at half the plain network's time
+    assert study.best_trials == []  # no feasible trial, so nothing on the (feasible) front
+
+
+def test_resuming_with_other_evaluator_settings_is_refused(tmp_path):
+    run_search(config(tmp_path, "n_trials=1"))
+    with pytest.raises(ValueError, match="was run with evaluator=.* use another study_name"):
+        run_search(config(tmp_path, "n_trials=2", "evaluator.num_val_ids=3", "study_name=attnas-resnet18-synthetic-tiny"))
+
+
+def test_bad_objective_is_explained(tmp_path):
+    with pytest.raises(ValueError, match="unknown objective.*'accuracy'.*valid objectives: mAP"):
+        run_search(config(tmp_path, "evaluator.objectives=[accuracy,latency_ratio]"))
+
+
+def test_stale_trial_of_a_killed_worker_is_failed_and_retried(tmp_path):
+    cfg = config(tmp_path, "n_trials=2", "heartbeat_interval=1", "grace_period=1", "enqueue_references=false")
+    setup = search_study.setup(cfg)
+    storage = setup.study._storage
+    trial_id = storage.create_new_trial(setup.study._study_id)  # a worker that started a trial ...
+    storage.record_heartbeat(trial_id)
+    time.sleep(2.5)  # ... and died: no heartbeat for longer than the grace period
+    study = run_search(cfg)
+    states = [t.state for t in study.trials]
+    assert states[0] == TrialState.FAIL
+    retried = [t for t in study.trials if t.system_attrs.get("failed_trial") == 0]
+    assert retried and retried[0].state == TrialState.COMPLETE
+
+
+def test_two_processes_on_one_storage_share_the_work(tmp_path):
+    args = [str(VENV_BIN / "attnas-search"), "space=resnet18", "evaluator=tiny", "dataset.synth.ids=16",
+            f"dataset.root={tmp_path / 'synth'}", f"storage=sqlite:///{tmp_path / 'shared.db'}", "n_trials=6",
+            "report=false", "progress=false", "sampler=random", f"hydra.run.dir={tmp_path / 'run'}"]
+    # generate the data once so the two workers do not both write it
+    run_search(config(tmp_path, "n_trials=0"))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    workers = [subprocess.Popen(args + [f"seed={i}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) for i in range(2)]
+    outputs = [w.communicate(timeout=300)[0].decode() for w in workers]
+    assert all(w.returncode == 0 for w in workers), outputs
+    study = optuna.load_study(study_name="attnas-resnet18-synthetic-tiny", storage=f"sqlite:///{tmp_path / 'shared.db'}")
+    finished = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert 6 <= len(finished) <= 7  # the last trial may be started by both before either sees the target
+    trained = [t.user_attrs["spec"] for t in finished if "duplicate_of" not in t.user_attrs]
+    assert len(trained) == len(set(trained)), "the same spec was trained by two workers"
+
+
+def test_hydra_cli_runs_and_multiruns(tmp_path):
+    common = ["space=resnet18", "evaluator=tiny", "dataset.synth.ids=16", f"dataset.root={tmp_path / 'synth'}",
+              "n_trials=2", "report=false", "progress=false"]
+    single = subprocess.run([str(VENV_BIN / "attnas-search"), *common, f"hydra.run.dir={tmp_path / 'single'}"],
+                            capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr
+    assert (tmp_path / "single" / "study.db").exists() and (tmp_path / "single" / "evaluations.jsonl").exists()
+    multi = subprocess.run([str(VENV_BIN / "attnas-search"), "--multirun", "space.max_blocks=1,2", *common,
+                            f"hydra.sweep.dir={tmp_path / 'multi'}"], capture_output=True, text=True, timeout=300)
+    assert multi.returncode == 0, multi.stderr
+    runs = sorted(p.name for p in (tmp_path / "multi").iterdir() if p.is_dir())
+    assert runs == ["dataset.synth.ids=16,evaluator=tiny,space.max_blocks=1,space=resnet18",
+                    "dataset.synth.ids=16,evaluator=tiny,space.max_blocks=2,space=resnet18"]
+    for run in runs:
+        assert (tmp_path / "multi" / run / "study.db").exists()
