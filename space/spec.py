@@ -18,6 +18,9 @@ from typing import Any, Mapping
 from space.backbones import BACKBONE_STAGES, check_backbone, position_key, positions
 from space.blocks import BLOCK_TYPES, DEFAULT_PLACEMENT, PLACEMENTS, check_block, check_placement
 
+#: sections of an exported architecture file that are not part of the spec itself
+EXPORT_SECTIONS = ("metrics", "provenance", "status")
+
 _ENTRY = re.compile(r"^(?P<pos>[^=@\s]+)=(?P<block>[^=@\s]+)(?:@(?P<placement>[^=@\s]+))?$")
 
 
@@ -171,6 +174,10 @@ class ArchSpec:
             raise ValueError(f"cannot tell the format of {str(path)!r}; use a .json, .yaml or .yml file")
         if isinstance(data, str):
             return cls.parse(data)
+        if not isinstance(data, dict):
+            raise ValueError(f"{str(path)!r} holds no spec: expected a mapping with 'backbone' and 'blocks'")
+        # an exported architecture (attnas-export) carries its metrics and provenance beside the spec
+        data = {k: v for k, v in data.items() if k not in EXPORT_SECTIONS}
         spec = cls.from_dict(data)
         if "spec" in data and ArchSpec.parse(data["spec"]) != spec:
             raise ValueError(
