@@ -4,27 +4,28 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-all bench install clean
+.PHONY: demo test bench install clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # Reinstall when the dependency list changes; torch/torchvision come from the machine's wheel cache.
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/attnas-cost
+	$(VENV)/bin/attnas-search
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) -m bench.block_cost
+	$(PY) -m bench.metrics
+	$(PY) -m bench.latency_ratio
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -7,7 +7,6 @@ from collections import defaultdict
 from typing import Iterator, Sequence
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import transforms as T

@@ -116,6 +116,9 @@ class ReIDEvaluator:
             metrics |= self.latency.evaluate(spec)
         return metrics
 
+    def context(self) -> dict[str, Any]:
+        return self.latency.context() if self.latency is not None else {}
+
     def fingerprint(self) -> str:
         return _digest(["reid", self.dataset.name, self.dataset.root, asdict(self.train_config), self.num_val_ids,
                         self.pretrained, self.split_seed, self.latency.fingerprint() if self.latency else None])
@@ -131,7 +134,7 @@ class CachedEvaluator:
         self.hits = self.misses = 0
         self._results: dict[str, dict[str, float]] = {}
         if self.path and self.path.exists():
-            for number, line in enumerate(self.path.read_text().splitlines(), 1):
+            for line in self.path.read_text().splitlines():
                 try:
                     entry = json.loads(line)
                 except json.JSONDecodeError:  # a line cut by a killed writer: skip it, keep the rest
@@ -155,6 +158,10 @@ class CachedEvaluator:
 
     def fingerprint(self) -> str:
         return self.prefix
+
+    def context(self) -> dict[str, Any]:
+        """Where the inner evaluator measures (device, threads, torch, batch, input), if it times anything."""
+        return self.inner.context() if hasattr(self.inner, "context") else {}
 
     def __contains__(self, spec: ArchSpec | str) -> bool:
         return str(as_spec(spec)) in self._results

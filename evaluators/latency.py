@@ -49,7 +49,7 @@ class LatencyResult:
 
 @dataclass
 class LatencyRatio:
-    ratio: float  # median(model) / median(baseline), both timed interleaved
+    ratio: float  # median over adjacent (model, baseline) pairs of model_ms / baseline_ms
     model: LatencyResult
     baseline: LatencyResult
 
@@ -150,4 +150,6 @@ def measure_latency_ratio(model: nn.Module, baseline: nn.Module, cfg: LatencyCon
             base_ms.append(run_base())
             model_ms.append(run_model())
     m, b = _summarise(model_ms, cfg, device), _summarise(base_ms, cfg, device)
-    return LatencyRatio(ratio=m.median_ms / b.median_ms, model=m, baseline=b)
+    # each pair ran back to back, so a slow phase of the machine hits both terms of its ratio
+    pair_ratios = [mm / bb for mm, bb in zip(model_ms, base_ms)]
+    return LatencyRatio(ratio=statistics.median(pair_ratios), model=m, baseline=b)

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from evaluators import CachedEvaluator
 from search.factory import make_evaluator, make_sampler, make_space, make_storage, references
 from search.objectives import directions
-from space import ArchSpec, SearchSpace
+from space import SearchSpace
 
 log = logging.getLogger("attnas.search")
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
@@ -114,6 +114,8 @@ def make_objective(setup_: SearchSetup, duplicate_wait: float = 7200.0):
             log.warning("trial %d (%s) failed: %s", trial.number, key, error)
             raise
         trial.set_user_attr("metrics", metrics)
+        if found is None:
+            trial.set_user_attr("measured_on", evaluator.context())
         for name, value in metrics.items():
             trial.set_user_attr(name, value)
         for name, limit in constraints.items():

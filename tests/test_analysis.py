@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from models import build_model
-from search.analysis import architectures, hypervolume, pareto_mask, view
+from search.analysis import hypervolume, pareto_mask, view
 from search.export import export_model, export_spec, knee, load_study, pick
 from search.report import write_report
 from search.rules import effects_frame, fit_effects, rules_in_words

@@ -40,7 +40,7 @@ def test_unreadable_file_name_is_explained():
 
 
 def test_market_loader_drops_junk_keeps_distractors_and_relabels_train(tmp_path):
-    root = make_market(tmp_path / "Market-1501-v15.09.15", {
+    make_market(tmp_path / "Market-1501-v15.09.15", {
         "bounding_box_train": ["0002_c1s1_000451_03.jpg", "0002_c2s1_000452_01.jpg", "0007_c1s1_000001_00.jpg", "-1_c1s1_0_00.jpg"],
         "query": ["0003_c1s1_000001_00.jpg"],
         "bounding_box_test": ["0003_c2s1_000002_00.jpg", "0000_c3s1_000003_00.jpg", "-1_c1s1_000004_00.jpg"],

@@ -190,7 +190,7 @@ def generate(out: str | Path, cfg: SynthConfig | None = None) -> Path:
                     folder = folders["query"] if shot == 0 and cam != seen_by[-1] else folders["bounding_box_test"]
                 render(person, cameras[cam], rng, cfg).save(folder / name, quality=92)
     for kind, count, pid_text in (("distractor", cfg.distractors, "0000"), ("junk", cfg.junk, "-1")):
-        for i in range(count):
+        for _ in range(count):
             frame += 1
             cam = int(rng.integers(cfg.cams))
             img = render(_identity(rng, cfg), cameras[cam], rng, cfg)
