@@ -6,6 +6,7 @@ bad value is reported with the valid choices.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -83,10 +84,29 @@ def make_storage(url: str, heartbeat_interval: int | None = 60, grace_period: in
     if "://" not in url:
         raise ValueError(f"storage {url!r} is not a URL; use sqlite:///PATH.db, postgresql://..., or journal:PATH")
     kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        # several workers on one SQLite file wait for each other's writes (the default 5 s gives
+        # 'database is locked' as soon as a few heartbeats and trial writes collide)
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
     if heartbeat_interval:
-        kwargs = dict(heartbeat_interval=heartbeat_interval, grace_period=grace_period,
+        kwargs |= dict(heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                       heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
-    return optuna.storages.RDBStorage(url, **kwargs)
+    return _create_rdb_storage(url, kwargs)
+
+
+def _create_rdb_storage(url: str, kwargs: dict[str, Any], attempts: int = 10) -> optuna.storages.RDBStorage:
+    """Workers started together on a new database race to create Optuna's tables; the loser sees
+    'table ... already exists' (or a duplicate version row) and simply connects once they exist."""
+    import sqlalchemy.exc
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, **kwargs)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 + 0.3 * attempt)
+    raise AssertionError("unreachable")
 
 
 def make_dataset(cfg: Mapping[str, Any]):

@@ -44,8 +44,11 @@ class SearchSetup:
 def _check_or_record(study: optuna.Study, key: str, value: Any, hint: str) -> None:
     stored = study.user_attrs.get(key)
     if stored is None:
-        study.set_user_attr(key, value)
-    elif stored != value:
+        try:
+            study.set_user_attr(key, value)
+        except Exception:  # noqa: BLE001 - another worker recorded it first; compare with theirs
+            stored = study.user_attrs.get(key)
+    if stored is not None and stored != value:
         raise ValueError(f"study {study.study_name!r} was run with {key}={stored!r}, this run has {value!r}; {hint}")
 
 

@@ -40,3 +40,13 @@ def test_cuda_latency_without_cuda_is_explained():
         pytest.skip("this machine has CUDA")
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         measure_latency(build_model("resnet18", 1), LatencyConfig(device="cuda"))
+
+
+def test_cost_command_prints_ratio_flops_and_params(capsys):
+    from evaluators.cost_cli import main
+
+    main(["resnet18:layer4.0=se", "resnet18:layer1.0=nl", "--baseline", "resnet18", "--height", "64", "--width", "32", "--repeats", "3"])
+    lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
+    assert len(lines) == 2 and all("ratio=" in line and "gflops=" in line and "params_m=" in line for line in lines)
+    with pytest.raises(SystemExit):
+        main(["resnet18:layer9.0=se"])
