@@ -20,7 +20,7 @@ import torch
 
 from evaluators.cost import model_cost
 from evaluators.datasets.base import ReIDDataset
-from evaluators.latency import LatencyConfig, measure_latency_ratio
+from evaluators.latency import LatencyConfig, device_name, measure_latency_ratio
 from evaluators.training import TrainConfig, evaluate_model, subset_ids, train
 from evaluators.validation import carve_validation
 from models import build_model
@@ -81,8 +81,6 @@ class LatencyEvaluator:
     def context(self) -> dict[str, Any]:
         """What the timings were measured on, stored beside them."""
         device = torch.device(self.latency.device)
-        from evaluators.latency import device_name
-
         return {"device": str(device), "device_name": device_name(device), "threads": torch.get_num_threads(),
                 "torch": torch.__version__, "batch_size": self.latency.batch_size, "input_size": list(self.latency.input_size)}
 
@@ -162,6 +160,3 @@ class CachedEvaluator:
     def context(self) -> dict[str, Any]:
         """Where the inner evaluator measures (device, threads, torch, batch, input), if it times anything."""
         return self.inner.context() if hasattr(self.inner, "context") else {}
-
-    def __contains__(self, spec: ArchSpec | str) -> bool:
-        return str(as_spec(spec)) in self._results

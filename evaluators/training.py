@@ -19,7 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from evaluators.data import eval_loader, train_loader
-from evaluators.datasets.base import ImageRecord
+from evaluators.datasets.base import ImageRecord, relabel
 from evaluators.distance import compute_distance_matrix
 from evaluators.losses import batch_hard_triplet_loss, id_loss
 from evaluators.metrics import RankResult, rank_metrics
@@ -93,8 +93,6 @@ def lr_factor(epoch: float, cfg: TrainConfig) -> float:
 
 def subset_ids(records: Sequence[ImageRecord], max_ids: int | None, seed: int) -> list[ImageRecord]:
     """Keep `max_ids` identities (drawn with `seed`), relabelled 0..max_ids-1."""
-    from evaluators.datasets.base import relabel
-
     pids = sorted({r.pid for r in records})
     if max_ids is None or max_ids >= len(pids):
         return relabel(records)
