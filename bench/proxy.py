@@ -6,7 +6,7 @@ under the proxy (several seeds) and under a 5x longer training (CPU), and Kendal
 them (the latency ratio's stability is bench/latency_ratio.py). Results are appended
 to bench/out/proxy.jsonl as they come, so an interrupted run resumes where it stopped.
 
-    python -m bench.proxy [--datasets synthetic,cuhk01] [--seeds 0,1] [--long-factor 5]
+    python -m bench.proxy [--datasets synthetic,cuhk01] [--seeds 0,1] [--long-factor 5] [--parent parent --lr 3.5e-4]
 """
 
 from __future__ import annotations
@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--long-factor", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--parent", default=None, help="a budget (parent): every candidate starts from the plain backbone "
+                        "trained once with it; default: from scratch")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate of the candidates' training")
     parser.add_argument("--results", default="bench/out/proxy.jsonl")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -70,11 +73,19 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.datasets.split(","):
         data = dataset(name)
         print(f"# {data.summary()}", flush=True)
-        proxy_cfg = budget("proxy")
-        runs = [(f"proxy_seed{s}", budget("proxy", seed=s)) for s in seeds]
-        runs.append(("long", budget("proxy", epochs=proxy_cfg.epochs * args.long_factor, seed=seeds[0])))
+        lr = {"lr": args.lr} if args.lr is not None else {}
+        proxy_cfg = budget("proxy", **lr)
+        runs = [(f"proxy_seed{s}", budget("proxy", seed=s, **lr)) for s in seeds]
+        runs.append(("long", budget("proxy", epochs=proxy_cfg.epochs * args.long_factor, seed=seeds[0], **lr)))
+        parent = budget(args.parent) if args.parent else None
         for run, cfg in runs:
-            evaluator = ReIDEvaluator(data, cfg, num_val_ids=50, latency=latency if run.startswith("proxy") else None)
+            evaluator = ReIDEvaluator(data, cfg, num_val_ids=50, latency=latency if run.startswith("proxy") else None,
+                                      parent=parent, parent_path=results_path.parent / "parents")
+            if parent is not None:
+                started = time.perf_counter()
+                path = evaluator.parent_weights("resnet50")
+                if evaluator.parent_seconds is not None:
+                    print(f"# parent resnet50 trained in {evaluator.parent_seconds:.0f} s -> {path}", flush=True)
             for spec in SPECS:
                 key = (name, spec, run)
                 if key not in done:

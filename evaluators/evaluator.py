@@ -87,7 +87,15 @@ class LatencyEvaluator:
 
 @dataclass
 class ReIDEvaluator:
-    """Train with a budget on the training ids minus a validation carve-out; score on that carve-out."""
+    """Train with a budget on the training ids minus a validation carve-out; score on that carve-out.
+
+    With `parent` (a training budget), the plain backbone is trained once with it and every
+    candidate starts from its weights, as a network morphism: the blocks are identity at
+    insertion, so each candidate begins as the trained parent and the short budget only has to
+    show what its blocks add. The parent's backbone weights are kept at `parent_path` (a folder)
+    under a name derived from everything that shaped them, so a resumed or parallel search reuses
+    them instead of training them again.
+    """
 
     dataset: ReIDDataset
     train_config: TrainConfig
@@ -95,15 +103,39 @@ class ReIDEvaluator:
     latency: LatencyEvaluator | None = field(default_factory=LatencyEvaluator)
     pretrained: str | None = None
     split_seed: int = 0
+    parent: TrainConfig | None = None
+    parent_path: str | os.PathLike | None = None
+    parent_seconds: float | None = field(default=None, init=False)  # set when this process trained the parent
 
     def __post_init__(self) -> None:
-        train_records, self.val_query, self.val_gallery = carve_validation(self.dataset.train, self.num_val_ids, self.split_seed)
-        self.train_records = subset_ids(train_records, self.train_config.max_ids, self.split_seed)
+        self._rest, self.val_query, self.val_gallery = carve_validation(self.dataset.train, self.num_val_ids, self.split_seed)
+        self.train_records = subset_ids(self._rest, self.train_config.max_ids, self.split_seed)
+        if self.parent is not None and self.parent_path is None:
+            raise ValueError("a parent budget needs parent_path, the folder where its weights are kept")
+
+    def parent_weights(self, backbone: str) -> Path:
+        """Path of the trained plain `backbone`'s weights (a torchvision state_dict), trained if missing."""
+        assert self.parent is not None and self.parent_path is not None
+        name = _digest(["parent", backbone, self.dataset.name, self.dataset.root, asdict(self.parent), self.num_val_ids,
+                        self.pretrained, self.split_seed])
+        path = Path(self.parent_path) / f"parent-{backbone}-{name}.pt"
+        if path.exists():
+            return path
+        records = subset_ids(self._rest, self.parent.max_ids, self.split_seed)
+        torch.manual_seed(self.parent.seed)
+        model = build_model(backbone, len({r.pid for r in records}), pretrained=self.pretrained)
+        self.parent_seconds = train(model, records, self.parent).seconds
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        torch.save(model.backbone.state_dict(), partial)
+        os.replace(partial, path)  # atomic: a worker never reads half a file
+        return path
 
     def evaluate(self, spec: ArchSpec) -> dict[str, float]:
         spec = as_spec(spec)
+        start = self.parent_weights(spec.backbone) if self.parent is not None else self.pretrained
         torch.manual_seed(self.train_config.seed)  # same initial weights for the same spec and seed
-        model = build_model(spec, len({r.pid for r in self.train_records}), pretrained=self.pretrained)
+        model = build_model(spec, len({r.pid for r in self.train_records}), pretrained=start)
         started = time.perf_counter()
         train(model, self.train_records, self.train_config)
         train_seconds = time.perf_counter() - started
@@ -119,7 +151,8 @@ class ReIDEvaluator:
 
     def fingerprint(self) -> str:
         return _digest(["reid", self.dataset.name, self.dataset.root, asdict(self.train_config), self.num_val_ids,
-                        self.pretrained, self.split_seed, self.latency.fingerprint() if self.latency else None])
+                        self.pretrained, self.split_seed, self.latency.fingerprint() if self.latency else None]
+                       + ([asdict(self.parent)] if self.parent is not None else []))
 
 
 class CachedEvaluator:

@@ -84,11 +84,15 @@ def build_model(
     set_last_stride(resnet, last_stride)
     channels = stage_channels(spec.backbone)
     block_kwargs = block_kwargs or {}
-    for position, choice in spec.blocks.items():
-        stage, index = position.split(".")
-        layer = getattr(resnet, stage)
-        attention = create_block(choice.block, channels[int(stage[-1]) - 1], **block_kwargs.get(choice.block, {}))
-        layer[int(index)] = attach(layer[int(index)], attention, choice.placement)
+    # The blocks draw their initial weights from a forked generator, so that under one seed every
+    # spec gets the same backbone and head weights as the plain network: candidates of a search
+    # then differ by their blocks only, not by a reshuffled initialisation (common random numbers).
+    with torch.random.fork_rng(devices=[]):
+        for position, choice in spec.blocks.items():
+            stage, index = position.split(".")
+            layer = getattr(resnet, stage)
+            attention = create_block(choice.block, channels[int(stage[-1]) - 1], **block_kwargs.get(choice.block, {}))
+            layer[int(index)] = attach(layer[int(index)], attention, choice.placement)
     return ReIDNet(resnet, ReIDHead(channels[-1], num_classes), spec)
 
 

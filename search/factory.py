@@ -137,8 +137,15 @@ def make_evaluator(evaluator: Mapping[str, Any], dataset: Mapping[str, Any], dev
         inner = CostEvaluator(tuple(evaluator.get("latency", {}).get("input_size", (256, 128))))
     elif kind == "reid":
         cfg = budget(evaluator.get("budget", "proxy"), device=device.get("type", "cpu"), **dict(evaluator.get("train") or {}))
+        parent, parent_dir = evaluator.get("parent"), evaluator.get("parent_dir")
+        if parent is not None:
+            parent = budget(parent, device=device.get("type", "cpu"), **dict(evaluator.get("parent_train") or {}))
+            if parent_dir is None:
+                if cache_path is None:
+                    raise ValueError("evaluator.parent needs evaluator.parent_dir, the folder that keeps the parent's weights")
+                parent_dir = Path(cache_path).parent
         inner = ReIDEvaluator(make_dataset(dataset), cfg, num_val_ids=evaluator.get("num_val_ids", 50), latency=latency,
-                              pretrained=evaluator.get("pretrained"))
+                              pretrained=evaluator.get("pretrained"), parent=parent, parent_path=parent_dir)
     else:
         raise ValueError(f"unknown evaluator type {kind!r}; valid types: reid, latency, cost")
     return CachedEvaluator(inner, cache_path)

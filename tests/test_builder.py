@@ -112,6 +112,21 @@ def test_inserting_blocks_leaves_a_pretrained_network_unchanged():
     torch.testing.assert_close(attentive(X), plain(X))
 
 
+def test_under_one_seed_every_spec_starts_from_the_plain_networks_weights():
+    # Identity-initialised blocks plus shared backbone and head weights: at step 0 every candidate
+    # computes the plain network's function, so a search compares blocks, not initialisations.
+    torch.manual_seed(0)
+    plain = build_model("resnet18", 4).eval()
+    torch.manual_seed(0)
+    attentive = build_model("resnet18:layer1.0=nl,layer3.1=cnl,layer4.1=se", 4).eval()
+    shared = attentive.state_dict()
+    for key, value in plain.state_dict().items():
+        torch.testing.assert_close(shared[key], value, msg=key)
+    torch.testing.assert_close(attentive(X), plain(X))
+    torch.manual_seed(1)
+    assert not torch.equal(build_model("resnet18", 4).head.classifier.weight, plain.head.classifier.weight)
+
+
 def test_bad_builder_arguments_are_explained():
     with pytest.raises(ValueError, match="num_classes must be >= 1"):
         build_model("resnet18", num_classes=0)

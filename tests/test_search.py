@@ -50,6 +50,16 @@ def test_search_runs_references_first_and_stores_specs_and_metrics(tmp_path):
     assert "user_attrs_spec" in frame and "user_attrs_mAP" in frame
 
 
+def test_a_search_with_a_parent_trains_it_once_and_keeps_it(tmp_path):
+    overrides = ["evaluator.parent=tiny", "+evaluator.parent_train.epochs=2", "+evaluator.parent_train.max_ids=null",
+                 f"evaluator.parent_dir={tmp_path / 'parents'}"]
+    study = run_search(config(tmp_path, "n_trials=3", *overrides))
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    (weights,) = (tmp_path / "parents").glob("parent-resnet18-*.pt")
+    with pytest.raises(ValueError, match="evaluator.parent_dir"):
+        run_search(config(tmp_path, "n_trials=1", "evaluator.parent=tiny", "study_name=other"))
+
+
 def test_running_the_same_command_again_resumes_the_study(tmp_path):
     first = run_search(config(tmp_path, "n_trials=3"))
     before = specs_of(first)

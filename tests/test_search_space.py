@@ -100,6 +100,17 @@ def test_enqueued_params_decode_to_the_same_spec(max_blocks):
     assert got == wanted
 
 
+def test_every_trial_shares_every_parameter_so_nsga2_and_gp_evolve_the_blocks_too():
+    # NSGA-II's crossover and the GP sampler only model the parameters all trials share; a block
+    # parameter missing from the plain backbone's trial would be drawn at random forever.
+    space = SearchSpace("resnet50", "all", ("se", "cnl"), ("post", "pre"), max_blocks=2)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    study.enqueue_trial(space.params_for(ArchSpec.parse("resnet50")))
+    study.optimize(lambda t: float(space.sample(t).num_blocks), n_trials=20)
+    shared = optuna.search_space.intersection_search_space(study.trials)
+    assert set(shared) == {f"slot{i}_{name}" for i in range(2) for name in ("position", "block", "placement")}
+
+
 def test_params_for_rejects_specs_outside_the_space():
     space = SearchSpace("resnet50", "layer3", ("se",), max_blocks=1)
     with pytest.raises(ValueError, match="not in this search space"):

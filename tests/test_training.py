@@ -127,6 +127,34 @@ def test_reid_evaluator_scores_on_validation_ids_and_returns_every_metric(synth)
     assert evaluator.fingerprint() != ReIDEvaluator(synth, budget("tiny", epochs=2), num_val_ids=3).fingerprint()
 
 
+def test_candidates_start_from_the_parent_trained_once(synth, tmp_path, monkeypatch):
+    import evaluators.evaluator as evaluator_module
+
+    calls = []
+    real_train = evaluator_module.train
+
+    def recording(model, records, cfg, *args, **kwargs):
+        calls.append((str(model.spec), model.backbone.conv1.weight.detach().clone()))
+        return real_train(model, records, cfg, *args, **kwargs)
+
+    monkeypatch.setattr(evaluator_module, "train", recording)
+    parent = budget("tiny", epochs=2, max_ids=None)
+    evaluator = ReIDEvaluator(synth, budget("tiny"), num_val_ids=3, latency=None, parent=parent, parent_path=tmp_path)
+    evaluator.evaluate("resnet18:layer3.1=se")
+    assert [spec for spec, _ in calls] == ["resnet18", "resnet18:layer3.1=se"] and evaluator.parent_seconds > 0
+    (weights,) = tmp_path.glob("parent-resnet18-*.pt")
+    trained = torch.load(weights, weights_only=True)["conv1.weight"]
+    assert not torch.equal(trained, calls[0][1])  # the parent did train
+    torch.testing.assert_close(calls[1][1], trained)  # and the candidate starts from it
+
+    again = ReIDEvaluator(synth, budget("tiny"), num_val_ids=3, latency=None, parent=parent, parent_path=tmp_path)
+    again.evaluate("resnet18:layer4.0=cnl")
+    assert [spec for spec, _ in calls[2:]] == ["resnet18:layer4.0=cnl"] and again.parent_seconds is None  # reused
+    assert again.fingerprint() != ReIDEvaluator(synth, budget("tiny"), num_val_ids=3, latency=None).fingerprint()
+    with pytest.raises(ValueError, match="parent_path"):
+        ReIDEvaluator(synth, budget("tiny"), num_val_ids=3, parent=parent)
+
+
 def test_train_command_writes_weights_and_test_metrics(synth, tmp_path, capsys):
     from evaluators.train_cli import main
 
