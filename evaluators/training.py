@@ -72,7 +72,7 @@ BUDGETS: dict[str, TrainConfig] = {
 
 def budget(name: str, **overrides) -> TrainConfig:
     if name not in BUDGETS:
-        raise ValueError(f"unknown training budget {name!r}; valid budgets: {', '.join(BUDGETS)}")
+        raise ValueError(f"unknown training budget {name!r}; valid budgets: {', '.join(sorted(BUDGETS))}")
     return replace(BUDGETS[name], **overrides)
 
 

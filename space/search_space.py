@@ -11,8 +11,7 @@ Encoding, and how `max_blocks` is kept (the spec never exceeds it, by constructi
   `block` (and `placement`) parameter per slot that is sampled even for an empty slot and then
   ignored. Unconditional on purpose: NSGA-II's crossover and the GP sampler work on the search
   space that all trials share and draw the rest at random, so a `block` parameter that the plain
-  backbone's trial lacks would never be evolved or modelled (bench/search_efficiency.py: GP went
-  from 77% to 86% of the front's hypervolume at 50 trials). Any assignment decodes to a spec
+  backbone's trial lacks would never be evolved or modelled. Any assignment decodes to a spec
   with at most `max_blocks` blocks. Two slots that name the same
   position keep the first slot's block (the later one is recorded as dropped); slot order is
   irrelevant, so the search results cache (keyed by canonical spec) absorbs the symmetric

@@ -78,7 +78,7 @@ def test_model_with_too_few_classes_is_refused(synth):
 
 
 def test_unknown_budget_is_explained():
-    with pytest.raises(ValueError, match="unknown training budget 'huge'; valid budgets: full, proxy, tiny"):
+    with pytest.raises(ValueError, match="unknown training budget 'huge'; valid budgets: full, parent, proxy, tiny"):
         budget("huge")
 
 
