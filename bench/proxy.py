@@ -115,13 +115,14 @@ def main(argv: list[str] | None = None) -> None:
         extra = ""
         if len(long_runs) > 1:
             mean_long = np.mean([maps[run] for run, _ in long_runs], axis=0)
-            extra = (f" tau_long_seed0_vs_seed{long_seeds[1]}={kendalltau(long, maps[long_runs[1][0]]).statistic:.2f}"
+            extra = (f" tau_long_seed{long_seeds[0]}_vs_seed{long_seeds[1]}={kendalltau(long, maps[long_runs[1][0]]).statistic:.2f}"
                      f" tau_seed_mean_vs_long_mean={kendalltau(mean_proxy, mean_long).statistic:.2f}")
         print(f"case=summary dataset={name} specs={len(SPECS)} proxy_seconds_median={np.median(seconds):.0f} "
               f"proxy_seconds_max={max(seconds):.0f} tau_per_seed={','.join(f'{t:.2f}' for t in taus)} "
               f"tau_seed_mean={kendalltau(mean_proxy, long).statistic:.2f} tau_seed0_vs_seed1={seed_tau:.2f}{extra} "
               f"proxy_mAP_range={mean_proxy.min():.3f}..{mean_proxy.max():.3f} long_mAP_range={long.min():.3f}..{long.max():.3f}",
               flush=True)
+
 
 if __name__ == "__main__":
     main()
