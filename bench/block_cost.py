@@ -14,9 +14,9 @@ import time
 
 import torch
 
-from evaluators import LatencyConfig, measure_latency_ratio, model_cost
-from models import build_model
-from space import BLOCK_TYPES, ArchSpec, positions
+from attnas.evaluators import LatencyConfig, measure_latency_ratio, model_cost
+from attnas.models import build_model
+from attnas.space import BLOCK_TYPES, ArchSpec, positions
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 import torch
 
-from evaluators import LatencyConfig, LatencyEvaluator
+from attnas.evaluators import LatencyConfig, LatencyEvaluator
 
 SPECS = ["resnet50:layer3.5=cnl", "resnet50:layer2.3=cnl,layer3.5=cnl,layer4.2=cnl", "resnet50:layer1.2=nl"]
 

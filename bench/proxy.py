@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau
 
-from evaluators import LatencyConfig, LatencyEvaluator, ReIDEvaluator, budget
-from evaluators.datasets import load_dataset
-from evaluators.datasets.synthetic import SynthConfig, generate
+from attnas.evaluators import LatencyConfig, LatencyEvaluator, ReIDEvaluator, budget
+from attnas.evaluators.datasets import load_dataset
+from attnas.evaluators.datasets.synthetic import SynthConfig, generate
 
 SPECS = [
     "resnet50",

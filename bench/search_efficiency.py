@@ -24,11 +24,11 @@ import optuna
 import torch
 from omegaconf import OmegaConf
 
-from evaluators import model_cost
-from models import build_model
-from search.analysis import hypervolume, pareto_mask
-from search.factory import make_sampler, references
-from space import BLOCK_TYPES, ArchSpec, SearchSpace
+from attnas.evaluators import model_cost
+from attnas.models import build_model
+from attnas.search.analysis import hypervolume, pareto_mask
+from attnas.search.factory import make_sampler, references
+from attnas.space import BLOCK_TYPES, ArchSpec, SearchSpace
 
 DIRECTIONS = ["maximize", "minimize"]  # added params (M), GFLOPs
 SPACE_CONF = Path(__file__).resolve().parents[1] / "conf" / "space" / "resnet50.yaml"

@@ -14,12 +14,12 @@ import tempfile
 import numpy as np
 import torch
 
-from evaluators.datasets import load_dataset
-from evaluators.datasets.synthetic import SynthConfig, generate
-from evaluators.distance import compute_distance_matrix
-from evaluators.metrics import rank_metrics
-from evaluators.training import budget, evaluate_model, subset_ids, train
-from models import build_model
+from attnas.evaluators.datasets import load_dataset
+from attnas.evaluators.datasets.synthetic import SynthConfig, generate
+from attnas.evaluators.distance import compute_distance_matrix
+from attnas.evaluators.metrics import rank_metrics
+from attnas.evaluators.training import budget, evaluate_model, subset_ids, train
+from attnas.models import build_model
 
 
 def main(argv: list[str] | None = None) -> None:

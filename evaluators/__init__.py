@@ -1,7 +1,7 @@
 """Evaluators: what a spec costs (latency, FLOPs, params) and how well it re-identifies."""
 
-from evaluators.cost import ModelCost, count_flops, count_params, model_cost
-from evaluators.latency import LatencyConfig, LatencyResult, measure_latency, measure_latency_ratio
+from attnas.evaluators.cost import ModelCost, count_flops, count_params, model_cost
+from attnas.evaluators.latency import LatencyConfig, LatencyResult, measure_latency, measure_latency_ratio
 
 __all__ = [
     "LatencyConfig",
@@ -14,7 +14,7 @@ __all__ = [
     "model_cost",
 ]
 
-from evaluators.evaluator import CachedEvaluator, CostEvaluator, Evaluator, LatencyEvaluator, ReIDEvaluator  # noqa: E402
-from evaluators.training import BUDGETS, TrainConfig, budget, train  # noqa: E402
+from attnas.evaluators.evaluator import CachedEvaluator, CostEvaluator, Evaluator, LatencyEvaluator, ReIDEvaluator  # noqa: E402
+from attnas.evaluators.training import BUDGETS, TrainConfig, budget, train  # noqa: E402
 
 __all__ += ["BUDGETS", "CachedEvaluator", "CostEvaluator", "Evaluator", "LatencyEvaluator", "ReIDEvaluator", "TrainConfig", "budget", "train"]

@@ -6,10 +6,10 @@ import argparse
 
 import torch
 
-from evaluators.cost import model_cost
-from evaluators.latency import LatencyConfig, measure_latency_ratio
-from models import build_model
-from space import ArchSpec
+from attnas.evaluators.cost import model_cost
+from attnas.evaluators.latency import LatencyConfig, measure_latency_ratio
+from attnas.models import build_model
+from attnas.space import ArchSpec
 
 DEMO_SPECS = ["resnet50", "resnet50:layer3.5=cnl", "resnet50:layer2.3=se,layer3.5=cnl,layer4.0=cnl", "resnet50:layer1.2=nl", "resnet101"]
 

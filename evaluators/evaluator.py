@@ -18,13 +18,13 @@ from typing import Any, Protocol
 
 import torch
 
-from evaluators.cost import model_cost
-from evaluators.datasets.base import ReIDDataset
-from evaluators.latency import LatencyConfig, device_name, measure_latency_ratio
-from evaluators.training import TrainConfig, evaluate_model, subset_ids, train
-from evaluators.validation import carve_validation
-from models import build_model
-from space import ArchSpec, as_spec
+from attnas.evaluators.cost import model_cost
+from attnas.evaluators.datasets.base import ReIDDataset
+from attnas.evaluators.latency import LatencyConfig, device_name, measure_latency_ratio
+from attnas.evaluators.training import TrainConfig, evaluate_model, subset_ids, train
+from attnas.evaluators.validation import carve_validation
+from attnas.models import build_model
+from attnas.space import ArchSpec, as_spec
 
 
 class Evaluator(Protocol):

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from evaluators.datasets import DATASETS, load_dataset
-from evaluators.datasets.base import relabel
-from evaluators.training import BUDGETS, budget, evaluate_model, train
-from models import build_model
-from space import ArchSpec
+from attnas.evaluators.datasets import DATASETS, load_dataset
+from attnas.evaluators.datasets.base import relabel
+from attnas.evaluators.training import BUDGETS, budget, evaluate_model, train
+from attnas.models import build_model
+from attnas.space import ArchSpec
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,11 +18,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from evaluators.data import eval_loader, train_loader
-from evaluators.datasets.base import ImageRecord, relabel
-from evaluators.distance import compute_distance_matrix
-from evaluators.losses import batch_hard_triplet_loss, id_loss
-from evaluators.metrics import RankResult, rank_metrics
+from attnas.evaluators.data import eval_loader, train_loader
+from attnas.evaluators.datasets.base import ImageRecord, relabel
+from attnas.evaluators.distance import compute_distance_matrix
+from attnas.evaluators.losses import batch_hard_triplet_loss, id_loss
+from attnas.evaluators.metrics import RankResult, rank_metrics
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from evaluators.datasets.base import ImageRecord, relabel
+from attnas.evaluators.datasets.base import ImageRecord, relabel
 
 
 def carve_validation(

@@ -9,11 +9,11 @@ import torch
 from torch import nn
 from torchvision import models as tv_models
 
-from models.attentive import attach
-from models.blocks import create_block
-from models.head import ReIDHead
-from models.weights import load_backbone_weights
-from space import ArchSpec, as_spec, stage_channels
+from attnas.models.attentive import attach
+from attnas.models.blocks import create_block
+from attnas.models.head import ReIDHead
+from attnas.models.weights import load_backbone_weights
+from attnas.space import ArchSpec, as_spec, stage_channels
 
 #: backbone name -> torchvision constructor, as timm's registry maps names to builders
 BACKBONES = {

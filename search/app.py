@@ -17,12 +17,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from search.study import run_search
+from attnas.search.study import run_search
 
 log = logging.getLogger("attnas.search")
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="config")
+@hydra.main(version_base="1.3", config_path="pkg://attnas.conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     # heartbeats and the brute-force sampler are marked experimental; users chose them knowingly
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -35,7 +35,7 @@ def main(cfg: DictConfig) -> None:
     log.info("study %s: %d trials (%d complete), Pareto front: %s", study.study_name, len(study.trials), len(complete),
              ", ".join(sorted({t.user_attrs.get("spec", "?") for t in study.best_trials})))
     if config.get("report", True) and complete:
-        from search.report import write_report
+        from attnas.search.report import write_report
 
         paths = write_report(study, out / "report")
         log.info("report: %s", paths["html"])

@@ -14,9 +14,9 @@ import pandas as pd
 import torch
 import yaml
 
-from models import build_model
-from search.analysis import StudyView, view
-from space import ArchSpec
+from attnas.models import build_model
+from attnas.search.analysis import StudyView, view
+from attnas.space import ArchSpec
 
 _BOUND = re.compile(r"^(?P<metric>\w+)\s*(?P<op><=|>=|<|>)\s*(?P<value>[-+0-9.eE]+)$")
 

@@ -8,12 +8,12 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from search.export import export_model, export_spec, load_study
+from attnas.search.export import export_model, export_spec, load_study
 
 log = logging.getLogger("attnas.export")
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="export")
+@hydra.main(version_base="1.3", config_path="pkg://attnas.conf", config_name="export")
 def _app(cfg: DictConfig) -> None:
     try:
         spec, record = export_spec(load_study(cfg.storage, cfg.study_name), str(cfg.pick), cfg.out, cfg.storage)

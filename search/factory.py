@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 import optuna
 import torch
 
-from evaluators import (
+from attnas.evaluators import (
     CachedEvaluator,
     CostEvaluator,
     LatencyConfig,
@@ -21,9 +21,9 @@ from evaluators import (
     ReIDEvaluator,
     budget,
 )
-from evaluators.datasets import load_dataset
-from evaluators.datasets.synthetic import SynthConfig, generate
-from space import ArchSpec, SearchSpace
+from attnas.evaluators.datasets import load_dataset
+from attnas.evaluators.datasets.synthetic import SynthConfig, generate
+from attnas.space import ArchSpec, SearchSpace
 
 SPACE_KEYS = ("backbone", "positions", "blocks", "placements", "max_blocks", "encoding")
 

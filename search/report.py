@@ -13,9 +13,9 @@ import numpy as np
 import optuna
 import plotly.graph_objects as go
 
-from search.analysis import StudyView, default_reference, hypervolume, hypervolume_history, view
-from search.rules import effects_frame, fit_effects, rules_in_words
-from space import BLOCK_TYPES, positions
+from attnas.search.analysis import StudyView, default_reference, hypervolume, hypervolume_history, view
+from attnas.search.rules import effects_frame, fit_effects, rules_in_words
+from attnas.space import BLOCK_TYPES, positions
 
 log = logging.getLogger("attnas.report")
 

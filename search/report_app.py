@@ -9,13 +9,13 @@ import warnings
 import hydra
 from omegaconf import DictConfig
 
-from search.export import load_study
-from search.report import write_report
+from attnas.search.export import load_study
+from attnas.search.report import write_report
 
 log = logging.getLogger("attnas.report")
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="report")
+@hydra.main(version_base="1.3", config_path="pkg://attnas.conf", config_name="report")
 def main(cfg: DictConfig) -> None:
     warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator")
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from space import ArchSpec
+from attnas.space import ArchSpec
 
 
 @dataclass

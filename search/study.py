@@ -23,10 +23,10 @@ import optuna
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
-from evaluators import CachedEvaluator
-from search.factory import make_evaluator, make_sampler, make_space, make_storage, references
-from search.objectives import directions
-from space import SearchSpace
+from attnas.evaluators import CachedEvaluator
+from attnas.search.factory import make_evaluator, make_sampler, make_space, make_storage, references
+from attnas.search.objectives import directions
+from attnas.space import SearchSpace
 
 log = logging.getLogger("attnas.search")
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from math import comb
 from typing import Any, Iterator, Protocol, Sequence
 
-from space.backbones import STAGE_NAMES, check_backbone, positions as backbone_positions
-from space.blocks import BLOCK_TYPES, NO_BLOCK, PLACEMENTS, check_block, check_placement
-from space.spec import ArchSpec, BlockChoice
+from attnas.space.backbones import STAGE_NAMES, check_backbone, positions as backbone_positions
+from attnas.space.blocks import BLOCK_TYPES, NO_BLOCK, PLACEMENTS, check_block, check_placement
+from attnas.space.spec import ArchSpec, BlockChoice
 
 
 class TrialLike(Protocol):

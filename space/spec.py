@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from space.backbones import BACKBONE_STAGES, check_backbone, position_key, positions
-from space.blocks import BLOCK_TYPES, DEFAULT_PLACEMENT, PLACEMENTS, check_block, check_placement
+from attnas.space.backbones import BACKBONE_STAGES, check_backbone, position_key, positions
+from attnas.space.blocks import BLOCK_TYPES, DEFAULT_PLACEMENT, PLACEMENTS, check_block, check_placement
 
 #: sections of an exported architecture file that are not part of the spec itself
 EXPORT_SECTIONS = ("metrics", "provenance", "status")

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 import torch
 
-from models import build_model
-from search.analysis import hypervolume, pareto_mask, view
-from search.export import export_model, export_spec, knee, load_study, pick
-from search.report import write_report
-from search.rules import effects_frame, fit_effects, rules_in_words
-from space import ArchSpec, SearchSpace
+from attnas.models import build_model
+from attnas.search.analysis import hypervolume, pareto_mask, view
+from attnas.search.export import export_model, export_spec, knee, load_study, pick
+from attnas.search.report import write_report
+from attnas.search.rules import effects_frame, fit_effects, rules_in_words
+from attnas.space import ArchSpec, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

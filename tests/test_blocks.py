@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from models import BLOCKS, create_block
-from space import BLOCK_TYPES
+from attnas.models import BLOCKS, create_block
+from attnas.space import BLOCK_TYPES
 
 SIZES = [(64, 16, 8), (256, 8, 4), (512, 5, 3)]  # (channels, H, W), odd sizes included
 

@@ -2,9 +2,9 @@ import pytest
 import torch
 import torchvision
 
-from models import BACKBONES, attention_modules, build_model
-from models.weights import IMAGENET_WEIGHTS
-from space import BACKBONE_STAGES, ArchSpec, SearchSpace, positions, stage_channels
+from attnas.models import BACKBONES, attention_modules, build_model
+from attnas.models.weights import IMAGENET_WEIGHTS
+from attnas.space import BACKBONE_STAGES, ArchSpec, SearchSpace, positions, stage_channels
 
 X = torch.randn(2, 3, 64, 32)  # tiny input keeps the suite fast
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from evaluators import LatencyConfig, count_flops, measure_latency, measure_latency_ratio, model_cost
-from models import build_model
+from attnas.evaluators import LatencyConfig, count_flops, measure_latency, measure_latency_ratio, model_cost
+from attnas.models import build_model
 
 CFG = LatencyConfig(input_size=(64, 32), warmup=1, repeats=5)
 
@@ -43,7 +43,7 @@ def test_cuda_latency_without_cuda_is_explained():
 
 
 def test_cost_command_prints_ratio_flops_and_params(capsys):
-    from evaluators.cost_cli import main
+    from attnas.evaluators.cost_cli import main
 
     main(["resnet18:layer4.0=se", "resnet18:layer1.0=nl", "--baseline", "resnet18", "--height", "64", "--width", "32", "--repeats", "3"])
     lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]

@@ -5,10 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
-from evaluators.data import IdentitySampler, ImageDataset, build_transforms, eval_loader, read_image, train_loader
-from evaluators.datasets import DATASETS, load_dataset
-from evaluators.datasets.market import parse_market_name
-from evaluators.datasets.synthetic import SynthConfig, generate
+from attnas.evaluators.data import IdentitySampler, ImageDataset, build_transforms, eval_loader, read_image, train_loader
+from attnas.evaluators.datasets import DATASETS, load_dataset
+from attnas.evaluators.datasets.market import parse_market_name
+from attnas.evaluators.datasets.synthetic import SynthConfig, generate
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -133,7 +133,7 @@ def test_synthetic_generator_writes_a_market_layout_deterministically(tmp_path):
 
 
 def test_synthetic_cli(tmp_path, capsys):
-    from evaluators.datasets.synthetic import main
+    from attnas.evaluators.datasets.synthetic import main
 
     main(["--out", str(tmp_path / "s"), "--ids", "8", "--cams", "2", "--seed", "1"])
     assert "synthetic: train 4 ids" in capsys.readouterr().out

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from evaluators.distance import compute_distance_matrix
-from evaluators.metrics import evaluate_rank, rank_metrics, rank_metrics_reference
-from evaluators.reranking import re_rank
+from attnas.evaluators.distance import compute_distance_matrix
+from attnas.evaluators.metrics import evaluate_rank, rank_metrics, rank_metrics_reference
+from attnas.evaluators.reranking import re_rank
 
 
 def hand_case():

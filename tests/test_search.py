@@ -11,9 +11,9 @@ from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
-from space import ArchSpec, SearchSpace
-from search import study as search_study
-from search.study import run_search
+from attnas.space import ArchSpec, SearchSpace
+from attnas.search import study as search_study
+from attnas.search.study import run_search
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 VENV_BIN = Path(sys.executable).parent
@@ -21,7 +21,7 @@ VENV_BIN = Path(sys.executable).parent
 
 def config(tmp_path, *overrides):
     """The app's real config (conf/), as Hydra composes it, with a tiny budget and a temp storage."""
-    with initialize_config_module(config_module="conf", version_base="1.3"):
+    with initialize_config_module(config_module="attnas.conf", version_base="1.3"):
         cfg = compose("config", overrides=[
             "space=resnet18", "evaluator=tiny", "dataset.synth.ids=16", f"dataset.root={tmp_path / 'synth'}",
             f"storage=sqlite:///{tmp_path / 'study.db'}", "progress=false", "report=false", *overrides,

@@ -3,7 +3,7 @@ from math import comb
 import optuna
 import pytest
 
-from space import BLOCK_TYPES, ArchSpec, SearchSpace
+from attnas.space import BLOCK_TYPES, ArchSpec, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from space import ArchSpec, BlockChoice, as_spec
+from attnas.space import ArchSpec, BlockChoice, as_spec
 
 
 def test_plain_backbone_prints_as_its_name():

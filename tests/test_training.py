@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from evaluators import CachedEvaluator, CostEvaluator, LatencyConfig, LatencyEvaluator, ReIDEvaluator, budget, train
-from evaluators.datasets import load_dataset
-from evaluators.datasets.synthetic import SynthConfig, generate
-from evaluators.losses import batch_hard_triplet_loss
-from evaluators.training import TrainConfig, lr_factor, subset_ids
-from evaluators.validation import carve_validation
-from models import build_model
-from space import ArchSpec
+from attnas.evaluators import CachedEvaluator, CostEvaluator, LatencyConfig, LatencyEvaluator, ReIDEvaluator, budget, train
+from attnas.evaluators.datasets import load_dataset
+from attnas.evaluators.datasets.synthetic import SynthConfig, generate
+from attnas.evaluators.losses import batch_hard_triplet_loss
+from attnas.evaluators.training import TrainConfig, lr_factor, subset_ids
+from attnas.evaluators.validation import carve_validation
+from attnas.models import build_model
+from attnas.space import ArchSpec
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_reid_evaluator_scores_on_validation_ids_and_returns_every_metric(synth)
 
 
 def test_candidates_start_from_the_parent_trained_once(synth, tmp_path, monkeypatch):
-    import evaluators.evaluator as evaluator_module
+    import attnas.evaluators.evaluator as evaluator_module
 
     calls = []
     real_train = evaluator_module.train
@@ -156,7 +156,7 @@ def test_candidates_start_from_the_parent_trained_once(synth, tmp_path, monkeypa
 
 
 def test_train_command_writes_weights_and_test_metrics(synth, tmp_path, capsys):
-    from evaluators.train_cli import main
+    from attnas.evaluators.train_cli import main
 
     spec_file = ArchSpec.parse("resnet18:layer4.0=se").save(tmp_path / "best.yaml")
     main([str(spec_file), "--root", synth.root, "--budget", "tiny", "--out", str(tmp_path / "run")])

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from evaluators.datasets.base import ImageRecord, ReIDDataset, relabel, stats
-from evaluators.datasets.market import load_cuhk03_np, load_duke, load_market1501, load_market_layout
-from evaluators.datasets.msmt17 import load_msmt17
-from evaluators.datasets.small import load_cuhk01, load_viper
+from attnas.evaluators.datasets.base import ImageRecord, ReIDDataset, relabel, stats
+from attnas.evaluators.datasets.market import load_cuhk03_np, load_duke, load_market1501, load_market_layout
+from attnas.evaluators.datasets.msmt17 import load_msmt17
+from attnas.evaluators.datasets.small import load_cuhk01, load_viper
 
 #: config name -> loader(root, **options); every loader returns a `ReIDDataset`
 DATASETS: dict[str, Callable[..., ReIDDataset]] = {

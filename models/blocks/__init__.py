@@ -6,12 +6,12 @@ from typing import Any, Callable
 
 from torch import nn
 
-from models.blocks.cbam import CBAMBlock
-from models.blocks.cnl import ChannelNonLocalBlock
-from models.blocks.eca import ECABlock
-from models.blocks.gc import GCBlock
-from models.blocks.nonlocal_block import NonLocalBlock
-from models.blocks.se import SEBlock
+from attnas.models.blocks.cbam import CBAMBlock
+from attnas.models.blocks.cnl import ChannelNonLocalBlock
+from attnas.models.blocks.eca import ECABlock
+from attnas.models.blocks.gc import GCBlock
+from attnas.models.blocks.nonlocal_block import NonLocalBlock
+from attnas.models.blocks.se import SEBlock
 
 #: spec name -> constructor taking (channels, **kwargs); keys equal `space.BLOCK_TYPES`
 BLOCKS: dict[str, Callable[..., nn.Module]] = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.blocks.gates import gate, zero_init_
+from attnas.models.blocks.gates import gate, zero_init_
 
 
 class CBAMBlock(nn.Module):

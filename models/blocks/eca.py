@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from models.blocks.gates import gate, zero_init_
+from attnas.models.blocks.gates import gate, zero_init_
 
 
 def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
