@@ -16,7 +16,8 @@ import torch
 
 from attnas.evaluators import LatencyConfig, measure_latency_ratio, model_cost
 from attnas.models import build_model
-from attnas.space import BLOCK_TYPES, ArchSpec, positions
+from attnas.models import BLOCKS, layout
+from attnas.space import ArchSpec
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--blocks", default=",".join(BLOCK_TYPES))
+    parser.add_argument("--blocks", default=",".join(BLOCKS))
     parser.add_argument("--num-classes", type=int, default=751, help="Market-1501 training ids")
     args = parser.parse_args(argv)
 
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{base_cost.backbone_params_m:.2f} M params (without classifier)")
     started = time.perf_counter()
     specs = [ArchSpec.parse("resnet101")] + [
-        ArchSpec("resnet50", {pos: block}) for block in args.blocks.split(",") for pos in positions("resnet50")
+        ArchSpec("resnet50", {pos: block}) for block in args.blocks.split(",") for pos in layout("resnet50").positions
     ]
     for spec in specs:
         model = build_model(spec, args.num_classes)

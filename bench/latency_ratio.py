@@ -14,7 +14,7 @@ import argparse
 import numpy as np
 import torch
 
-from attnas.evaluators import LatencyConfig, LatencyEvaluator
+from attnas.evaluators import LatencyConfig, LatencyEvaluator, TimedLatency
 
 SPECS = ["resnet50:layer3.5=cnl", "resnet50:layer2.3=cnl,layer3.5=cnl,layer4.2=cnl", "resnet50:layer1.2=nl"]
 
@@ -26,9 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    evaluator = LatencyEvaluator(LatencyConfig(threads=args.threads, repeats=args.repeats, warmup=3))
+    evaluator = LatencyEvaluator(TimedLatency(LatencyConfig(threads=args.threads, repeats=args.repeats, warmup=3)))
     for spec in SPECS:
-        runs = [evaluator.evaluate(spec) for _ in range(args.measurements)]
+        runs = [evaluator.measure_cost(spec) for _ in range(args.measurements)]
         ratios = np.array([r["latency_ratio"] for r in runs])
         ms = np.array([r["latency_ms"] for r in runs])
         print(f"spec={spec:<48} ratio_mean={ratios.mean():.4f} ratio_spread={np.ptp(ratios) / ratios.mean() * 100:.2f}% "

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau
 
-from attnas.evaluators import LatencyConfig, LatencyEvaluator, ReIDEvaluator, budget
+from attnas.evaluators import LatencyConfig, ReIDEvaluator, TimedLatency, budget
 from attnas.evaluators.datasets import load_dataset
 from attnas.evaluators.datasets.synthetic import SynthConfig, generate
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
             entry = json.loads(line)
             done[(entry["dataset"], entry["spec"], entry["run"])] = entry
 
-    latency = LatencyEvaluator(LatencyConfig(threads=args.threads, input_size=(256, 128), repeats=20, warmup=3))
+    latency = TimedLatency(LatencyConfig(threads=args.threads, input_size=(256, 128), repeats=20, warmup=3))
 
     for name in args.datasets.split(","):
         data = dataset(name)
@@ -98,7 +98,9 @@ def main(argv: list[str] | None = None) -> None:
                 key = (name, spec, run)
                 if key not in done:
                     started = time.perf_counter()
-                    metrics = evaluator.evaluate(spec)
+                    metrics = evaluator.score(spec, cfg.seed)
+                    if evaluator.latency is not None:
+                        metrics |= evaluator.measure_cost(spec)
                     done[key] = {"dataset": name, "spec": spec, "run": run, "seconds": time.perf_counter() - started, **metrics}
                     with results_path.open("a") as handle:
                         handle.write(json.dumps(done[key]) + "\n")

@@ -25,10 +25,12 @@ import torch
 from omegaconf import OmegaConf
 
 from attnas.evaluators import model_cost
-from attnas.models import build_model
+from attnas.models import BLOCKS, build_model
 from attnas.search.analysis import hypervolume, pareto_mask
-from attnas.search.factory import make_sampler, references
-from attnas.space import BLOCK_TYPES, ArchSpec, SearchSpace
+from attnas.search.samplers import SAMPLERS, make_sampler
+from attnas.space import ArchSpec, SearchSpace, SpaceConfig, references
+
+BLOCK_TYPES = tuple(BLOCKS)
 
 DIRECTIONS = ["maximize", "minimize"]  # added params (M), GFLOPs
 SPACE_CONF = Path(__file__).resolve().parents[1] / "conf" / "space" / "resnet50.yaml"
@@ -52,9 +54,11 @@ def cost_table(space: SearchSpace) -> dict[str, tuple[float, float]]:
 
 
 def run(sampler_name: str, seed: int, space: SearchSpace, table, n_trials: int) -> tuple[list[np.ndarray], int]:
-    sampler_cfg = {"name": sampler_name, "population_size": 10, "n_startup_trials": 10}
-    study = optuna.create_study(directions=DIRECTIONS, sampler=make_sampler(sampler_cfg, seed))
-    for spec in references(OmegaConf.to_container(OmegaConf.load(SPACE_CONF)), space):
+    schema = SAMPLERS[sampler_name][0]
+    options = {k: v for k, v in {"population_size": 10, "n_startup_trials": 10}.items() if k in schema.__dataclass_fields__}
+    study = optuna.create_study(directions=DIRECTIONS, sampler=make_sampler(schema(**options), seed))
+    refs = OmegaConf.load(SPACE_CONF)["references"]
+    for spec in references(SpaceConfig(references=list(refs)), space):
         study.enqueue_trial(space.params_for(spec))
     points, specs = [], set()
 

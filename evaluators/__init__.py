@@ -1,20 +1,34 @@
-"""Evaluators: what a spec costs (latency, FLOPs, params) and how well it re-identifies."""
+"""Evaluators: what a spec costs (latency, FLOPs, params) and how well it re-identifies.
 
+The search talks to them through one protocol (`protocol.Evaluator`); they are looked up by
+config type in `registry.EVALUATORS`, and every metric they return is declared in
+`metric_registry.METRICS`.
+"""
+
+from attnas.evaluators.cache import CachedEvaluator
+from attnas.evaluators.config import (
+    CostEvaluatorConfig,
+    DatasetConfig,
+    DeviceConfig,
+    EvaluatorConfig,
+    LatencyEvaluatorConfig,
+    LatencySettings,
+    ReIDEvaluatorConfig,
+)
 from attnas.evaluators.cost import ModelCost, count_flops, count_params, model_cost
+from attnas.evaluators.cost_evaluators import CostEvaluator, LatencyEvaluator
 from attnas.evaluators.latency import LatencyConfig, LatencyResult, measure_latency, measure_latency_ratio
+from attnas.evaluators.latency_source import LATENCY_SOURCES, TimedLatency
+from attnas.evaluators.metric_registry import METRICS, Metric, metric
+from attnas.evaluators.protocol import Evaluator, LatencySource
+from attnas.evaluators.registry import EVALUATORS, make_evaluator
+from attnas.evaluators.reid_evaluator import ReIDEvaluator, make_dataset
+from attnas.evaluators.training import BUDGETS, TrainConfig, budget, train
 
 __all__ = [
-    "LatencyConfig",
-    "LatencyResult",
-    "ModelCost",
-    "count_flops",
-    "count_params",
-    "measure_latency",
-    "measure_latency_ratio",
-    "model_cost",
+    "BUDGETS", "CachedEvaluator", "CostEvaluator", "CostEvaluatorConfig", "DatasetConfig", "DeviceConfig", "EVALUATORS",
+    "Evaluator", "EvaluatorConfig", "LATENCY_SOURCES", "LatencyConfig", "LatencyEvaluator", "LatencyEvaluatorConfig",
+    "LatencyResult", "LatencySettings", "LatencySource", "METRICS", "Metric", "ModelCost", "ReIDEvaluator",
+    "ReIDEvaluatorConfig", "TimedLatency", "TrainConfig", "budget", "count_flops", "count_params", "make_dataset",
+    "make_evaluator", "measure_latency", "measure_latency_ratio", "metric", "model_cost", "train",
 ]
-
-from attnas.evaluators.evaluator import CachedEvaluator, CostEvaluator, Evaluator, LatencyEvaluator, ReIDEvaluator  # noqa: E402
-from attnas.evaluators.training import BUDGETS, TrainConfig, budget, train  # noqa: E402
-
-__all__ += ["BUDGETS", "CachedEvaluator", "CostEvaluator", "Evaluator", "LatencyEvaluator", "ReIDEvaluator", "TrainConfig", "budget", "train"]

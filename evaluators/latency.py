@@ -52,6 +52,17 @@ class LatencyRatio:
     ratio: float  # median over adjacent (model, baseline) pairs of model_ms / baseline_ms
     model: LatencyResult
     baseline: LatencyResult
+    ratio_se: float = float("nan")  # standard error of that median (robust: from the pairs' MAD)
+
+
+def median_se(values: list[float]) -> float:
+    """Standard error of a sample median, from the median absolute deviation: 1.2533 * sigma /
+    sqrt(n) with sigma = 1.4826 * MAD (normal data), so one slow outlier does not inflate it."""
+    if len(values) < 3:
+        return float("nan")
+    centre = statistics.median(values)
+    mad = statistics.median(abs(v - centre) for v in values)
+    return 1.2533 * 1.4826 * mad / len(values) ** 0.5
 
 
 def device_name(device: torch.device) -> str:
@@ -152,4 +163,4 @@ def measure_latency_ratio(model: nn.Module, baseline: nn.Module, cfg: LatencyCon
     m, b = _summarise(model_ms, cfg, device), _summarise(base_ms, cfg, device)
     # each pair ran back to back, so a slow phase of the machine hits both terms of its ratio
     pair_ratios = [mm / bb for mm, bb in zip(model_ms, base_ms)]
-    return LatencyRatio(ratio=statistics.median(pair_ratios), model=m, baseline=b)
+    return LatencyRatio(ratio=statistics.median(pair_ratios), model=m, baseline=b, ratio_se=median_se(pair_ratios))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -71,8 +71,13 @@ BUDGETS: dict[str, TrainConfig] = {
 
 
 def budget(name: str, **overrides) -> TrainConfig:
+    """Budget `name` with some of its settings overridden, e.g. `budget("proxy", epochs=8)`."""
     if name not in BUDGETS:
         raise ValueError(f"unknown training budget {name!r}; valid budgets: {', '.join(sorted(BUDGETS))}")
+    valid = [f.name for f in fields(TrainConfig)]
+    unknown = [key for key in overrides if key not in valid]
+    if unknown:
+        raise ValueError(f"unknown training option(s) {unknown} for budget {name!r}; valid options: {', '.join(valid)}")
     return replace(BUDGETS[name], **overrides)
 
 

@@ -1,6 +1,8 @@
-"""Attention blocks and the builder that turns a spec into a re-ID ResNet."""
+"""Backbone adapters, attention blocks and the builder that turns a spec into a re-ID network."""
 
-from attnas.models.blocks import BLOCKS, create_block
-from attnas.models.builder import BACKBONES, ReIDNet, attention_modules, build_model
+from attnas.models.backbones import FAMILIES, backbone_family, backbone_names, layout
+from attnas.models.blocks import BLOCKS, block_options, create_block
+from attnas.models.builder import ReIDNet, attention_modules, build_model
 
-__all__ = ["BLOCKS", "BACKBONES", "ReIDNet", "attention_modules", "build_model", "create_block"]
+__all__ = ["BLOCKS", "FAMILIES", "ReIDNet", "attention_modules", "backbone_family", "backbone_names", "block_options",
+           "build_model", "create_block", "layout"]

@@ -1,4 +1,4 @@
-"""`attnas-search`: the Hydra app. Config groups in `conf/`; everything overridable:
+"""`attnas-search`: the Hydra app. Config groups in `conf/`, schemas in `attnas.search.config`:
 
     attnas-search                                   # synthetic data, SQLite in runs/<study>/
     attnas-search dataset=market1501 dataset.root=/data/Market-1501-v15.09.15 n_trials=200
@@ -8,38 +8,45 @@
 from __future__ import annotations
 
 import logging
-import warnings
+import sys
 from pathlib import Path
 
 import optuna
-
-import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
 
-from attnas.search.study import run_search
+from attnas.search.cli import hydra_app
+from attnas.search.config import ConfigError, SearchConfig
+from attnas.search.study import search, setup
 
 log = logging.getLogger("attnas.search")
 
 
-@hydra.main(version_base="1.3", config_path="pkg://attnas.conf", config_name="config")
-def main(cfg: DictConfig) -> None:
-    # heartbeats and the brute-force sampler are marked experimental; users chose them knowingly
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+def run(cfg: SearchConfig) -> None:
     if cfg.progress:
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # one progress bar instead of a line per trial
     out = Path(HydraConfig.get().runtime.output_dir)
-    config = OmegaConf.to_container(cfg, resolve=True)
-    study = run_search(config, cache_path=str(out / "evaluations.jsonl"))
+    try:
+        prepared = setup(cfg, cache_path=str(out / "evaluations.jsonl"), workdir=str(out))
+        prepared.evaluator.prepare(prepared.space.backbone)
+    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
+        log.error("%s", error)
+        sys.exit(2)
+    study = search(prepared, cfg)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     log.info("study %s: %d trials (%d complete), Pareto front: %s", study.study_name, len(study.trials), len(complete),
              ", ".join(sorted({t.user_attrs.get("spec", "?") for t in study.best_trials})))
-    if config.get("report", True) and complete:
+    if cfg.report and complete:
         from attnas.search.report import write_report
 
         paths = write_report(study, out / "report")
         log.info("report: %s", paths["html"])
+    if study.trials and not complete:
+        errors = sorted({t.user_attrs.get("error", "?") for t in study.trials if t.state.name == "FAIL"})
+        log.error("every trial failed; first error: %s", errors[0] if errors else "?")
+        sys.exit(1)
 
+
+main = hydra_app(run, "config", "attnas-search")
 
 if __name__ == "__main__":
     main()

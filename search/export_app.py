@@ -5,16 +5,14 @@ from __future__ import annotations
 import logging
 import sys
 
-import hydra
-from omegaconf import DictConfig
-
+from attnas.search.cli import hydra_app
+from attnas.search.config import ExportConfig
 from attnas.search.export import export_model, export_spec, load_study
 
 log = logging.getLogger("attnas.export")
 
 
-@hydra.main(version_base="1.3", config_path="pkg://attnas.conf", config_name="export")
-def _app(cfg: DictConfig) -> None:
+def run(cfg: ExportConfig) -> None:
     try:
         spec, record = export_spec(load_study(cfg.storage, cfg.study_name), str(cfg.pick), cfg.out, cfg.storage)
     except ValueError as error:
@@ -32,6 +30,9 @@ def main() -> None:
     # Hydra's override grammar has no unquoted '<' or '>': quote pick=latency<=1.05 for the user
     sys.argv = [_quote_pick(arg) for arg in sys.argv]
     _app()
+
+
+_app = hydra_app(run, "export", "attnas-export")
 
 
 def _quote_pick(arg: str) -> str:

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import html
 import json
-import logging
-import warnings
 from pathlib import Path
 
 import numpy as np
 import optuna
+import pandas as pd
 import plotly.graph_objects as go
 
-from attnas.search.analysis import StudyView, default_reference, hypervolume, hypervolume_history, view
-from attnas.search.rules import effects_frame, fit_effects, rules_in_words
-from attnas.space import BLOCK_TYPES, positions
+from attnas.evaluators.metric_registry import METRICS
+from attnas.models.backbones import layout
+from attnas.search.analysis import Analysis, StudyView, analyse
 
-log = logging.getLogger("attnas.report")
 
 
 def _hover(row, names) -> str:
@@ -47,32 +45,32 @@ def front_figure(v: StudyView) -> go.Figure:
     return fig
 
 
-def hypervolume_figure(history: list[tuple[int, float]]) -> go.Figure:
-    fig = go.Figure(go.Scatter(x=[n for n, _ in history], y=[h for _, h in history], mode="lines+markers"))
+def hypervolume_figure(history: pd.DataFrame) -> go.Figure:
+    fig = go.Figure(go.Scatter(x=history["trial"], y=history["hypervolume"], mode="lines+markers"))
     fig.update_layout(title="hypervolume of the feasible trials so far", xaxis_title="trial", yaxis_title="hypervolume", height=360)
     return fig
 
 
-def heatmap_figure(v: StudyView) -> go.Figure:
-    backbone = v.architectures["spec"].iloc[0].split(":")[0]
-    frame = effects_frame(fit_effects(v.architectures, v.objectives[:1], "position"))
-    pos = list(positions(backbone))
-    z = np.full((len(BLOCK_TYPES), len(pos)), np.nan)
-    text = [["" for _ in pos] for _ in BLOCK_TYPES]
+def heatmap_figure(a: Analysis) -> go.Figure:
+    frame, name = a.position_effects, a.view.objectives[0]
+    pos = list(layout(a.view.backbone).positions)
+    blocks = list(dict.fromkeys(frame["block"])) if not frame.empty else []
+    z = np.full((len(blocks), len(pos)), np.nan)
+    text = [["" for _ in pos] for _ in blocks]
     for _, row in frame.iterrows():
-        i, j = BLOCK_TYPES.index(row["block"]), pos.index(row["where"])
+        i, j = blocks.index(row["block"]), pos.index(row["where"])
         z[i, j] = row["estimate"]
         text[i][j] = f"{row['estimate']:+.3f} ± {row['stderr']:.3f} (n={row['support']})"
-    fig = go.Figure(go.Heatmap(z=z, x=pos, y=list(BLOCK_TYPES), text=text, hoverinfo="x+y+text", colorscale="RdBu",
-                               zmid=0, colorbar=dict(title=f"Δ {v.objectives[0]}")))
-    fig.update_layout(title=f"estimated effect on {v.objectives[0]} of each block at each position (additive model)", height=380)
+    fig = go.Figure(go.Heatmap(z=z, x=pos, y=blocks, text=text, hoverinfo="x+y+text", colorscale="RdBu",
+                               zmid=0, colorbar=dict(title=f"Δ {name}")))
+    fig.update_layout(title=f"estimated effect on {name} of each block at each position (additive model)", height=380)
     return fig
 
 
-def stage_figure(v: StudyView) -> go.Figure:
-    frame = effects_frame(fit_effects(v.architectures, v.objectives, "stage"))
+def stage_figure(a: Analysis) -> go.Figure:
+    frame = a.stage_effects
     fig = go.Figure()
-    for name in v.objectives:
+    for name in a.view.objectives:
         part = frame[frame["objective"] == name] if not frame.empty else frame
         if part.empty:
             continue
@@ -82,17 +80,11 @@ def stage_figure(v: StudyView) -> go.Figure:
     return fig
 
 
-def importance_figure(study: optuna.Study, name: str, direction: str) -> go.Figure | None:
-    sign = -1.0 if direction == "maximize" else 1.0  # Optuna's default evaluator ranks by low target values
-    try:
-        with warnings.catch_warnings():  # the evaluator's reminder that low targets win: handled by `sign`
-            warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator")
-            importances = optuna.importance.get_param_importances(study, target=lambda t: sign * t.values[0])
-    except (ValueError, RuntimeError) as error:  # too few trials, or no parameter common to all of them
-        log.info("no parameter importances: %s", error)
+def importance_figure(a: Analysis) -> go.Figure | None:
+    if a.importances.empty:
         return None
-    fig = go.Figure(go.Bar(x=list(importances.values()), y=list(importances.keys()), orientation="h"))
-    fig.update_layout(title=f"Optuna parameter importances for {name} (sampler parameters: slots or positions)", height=320)
+    fig = go.Figure(go.Bar(x=a.importances["importance"], y=a.importances["parameter"], orientation="h"))
+    fig.update_layout(title=f"Optuna parameter importances for {a.view.objectives[0]} (sampler parameters)", height=320)
     return fig
 
 
@@ -112,7 +104,7 @@ function fallback(text, done) {
 
 
 def front_table(v: StudyView) -> str:
-    metric_cols = [c for c in ("mAP", "rank1", "mINP", "latency_ratio", "latency_ms", "gflops", "params_m") if c in v.front]
+    metric_cols = [c for c in METRICS if c in v.front and METRICS[c].direction]
     cols = ["number"] + v.objectives + [c for c in metric_cols if c not in v.objectives]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ["spec", *cols, ""])
     rows = []
@@ -123,47 +115,44 @@ def front_table(v: StudyView) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def summary(v: StudyView, reference: np.ndarray, hv: float, rules: list[str]) -> dict:
+def summary(a: Analysis) -> dict:
+    v = a.view
     return {
         "study": v.study.study_name,
         "objectives": dict(zip(v.objectives, v.directions)),
         "trials": len(v.study.trials),
         "architectures": len(v.architectures),
-        "duplicate_trials": int(v.architectures["times_proposed"].sum() - len(v.architectures)),
-        "hypervolume": hv,
-        "hypervolume_reference": reference.tolist(),
+        "duplicate_trials": a.duplicate_trials,
+        "hypervolume": a.hypervolume,
+        "hypervolume_reference": a.reference.tolist(),
         "front": json.loads(v.front.to_json(orient="records")),
-        "rules": rules,
+        "rules": a.rules,
         "study_user_attrs": v.study.user_attrs,
     }
 
 
 def write_report(study: optuna.Study, out_dir: str | Path) -> dict[str, Path]:
-    v = view(study)
+    a = analyse(study)
+    v = a.view
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    reference = default_reference(v.architectures, v.objectives, v.directions)
-    feasible = v.architectures[v.architectures["feasible"]]
-    hv = hypervolume(feasible[v.objectives].to_numpy(dtype=float), v.directions, reference)
-    rules = rules_in_words(v.architectures, v.front, v.objectives)
-    figures = [front_figure(v), hypervolume_figure(hypervolume_history(study, reference)), heatmap_figure(v), stage_figure(v)]
-    importance = importance_figure(study, v.objectives[0], v.directions[0])
+    figures = [front_figure(v), hypervolume_figure(a.history), heatmap_figure(a), stage_figure(a)]
+    importance = importance_figure(a)
     if importance is not None:
         figures.append(importance)
     parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=f"fig{i}") for i, fig in enumerate(figures)]
-    duplicates = int(v.architectures["times_proposed"].sum() - len(v.architectures))
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>attnas: {html.escape(study.study_name)}</title>
 <style>body{{font-family:sans-serif;margin:24px;max-width:1200px}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} td:first-child{{text-align:left}}</style>{_COPY_JS}</head><body>
 <h1>attnas study <code>{html.escape(study.study_name)}</code></h1>
-<p>{len(study.trials)} trials, {len(v.architectures)} distinct architectures ({duplicates} re-proposals counted once),
-{len(v.front)} on the Pareto front; hypervolume {hv:.4g} (reference point {np.round(reference, 4).tolist()}).</p>
-<h2>Placement rules</h2><ul>{''.join(f'<li>{html.escape(r)}</li>' for r in rules)}</ul>
+<p>{len(study.trials)} trials, {len(v.architectures)} distinct architectures ({a.duplicate_trials} re-proposals counted once),
+{len(v.front)} on the Pareto front; hypervolume {a.hypervolume:.4g} (reference point {np.round(a.reference, 4).tolist()}).</p>
+<h2>Placement rules</h2><ul>{''.join(f'<li>{html.escape(r)}</li>' for r in a.rules)}</ul>
 {parts[0]}<h2>Pareto front</h2>{front_table(v)}{''.join(parts[1:])}</body></html>"""
     paths = {"html": out / "dashboard.html", "json": out / "summary.json", "front_csv": out / "front.csv",
              "architectures_csv": out / "architectures.csv"}
     paths["html"].write_text(page)
-    paths["json"].write_text(json.dumps(summary(v, reference, hv, rules), indent=2, default=str) + "\n")
+    paths["json"].write_text(json.dumps(summary(a), indent=2, default=str) + "\n")
     v.front.to_csv(paths["front_csv"], index=False)
     v.architectures.to_csv(paths["architectures_csv"], index=False)
     return paths

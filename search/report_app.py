@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import logging
 import sys
-import warnings
 
-import hydra
-from omegaconf import DictConfig
-
+from attnas.search.cli import hydra_app
+from attnas.search.config import ReportConfig
 from attnas.search.export import load_study
 from attnas.search.report import write_report
 
 log = logging.getLogger("attnas.report")
 
 
-@hydra.main(version_base="1.3", config_path="pkg://attnas.conf", config_name="report")
-def main(cfg: DictConfig) -> None:
-    warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator")
+def run(cfg: ReportConfig) -> None:
     try:
         paths = write_report(load_study(cfg.storage, cfg.study_name), cfg.out)
     except ValueError as error:
@@ -26,6 +22,8 @@ def main(cfg: DictConfig) -> None:
     for kind, path in paths.items():
         print(f"{kind}: {path}")
 
+
+main = hydra_app(run, "report", "attnas-report")
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from attnas.evaluators.metric_registry import METRICS, metric
+from attnas.models.backbones import layout
 from attnas.space import ArchSpec
 
 
@@ -28,17 +30,21 @@ class Effect:
     support: int  # architectures that have the feature
 
 
+def _placements(spec: ArchSpec, level: str) -> list[tuple[str, str]]:
+    """(block variant, position or stage) of every block of `spec`."""
+    stages = spec.stages()
+    return [(choice.variant, pos if level == "position" else stages[pos]) for pos, choice in spec.blocks.items()]
+
+
 def _features(specs: list[ArchSpec], level: str) -> tuple[np.ndarray, list[tuple[str, str]]]:
     keys: dict[tuple[str, str], int] = {}
     for spec in specs:
-        for pos, choice in spec.blocks.items():
-            where = pos if level == "position" else pos.split(".")[0]
-            keys.setdefault((choice.block, where), len(keys))
+        for key in _placements(spec, level):
+            keys.setdefault(key, len(keys))
     X = np.zeros((len(specs), len(keys)))
     for i, spec in enumerate(specs):
-        for pos, choice in spec.blocks.items():
-            where = pos if level == "position" else pos.split(".")[0]
-            X[i, keys[(choice.block, where)]] += 1
+        for key in _placements(spec, level):
+            X[i, keys[key]] += 1
     return X, list(keys)
 
 
@@ -70,13 +76,7 @@ def effects_frame(effects: list[Effect]) -> pd.DataFrame:
 
 
 def _fmt(name: str, estimate: float, stderr: float) -> str:
-    scale = 100 if name in ("latency_ratio", "mAP", "rank1", "rank5", "rank10", "mINP") else 1
-    error = "±n/a" if np.isnan(stderr) else f"±{stderr * scale:.2g}"
-    if name == "latency_ratio":
-        return f"{estimate * 100:+.1f}% latency ({error})"
-    if scale == 100:
-        return f"{estimate * 100:+.1f} {name} ({error})"
-    return f"{estimate:+.3g} {name} ({error})"
+    return metric(name).format(estimate, stderr, signed=True) if name in METRICS else f"{estimate:+.3g} {name} (± {stderr:.2g})"
 
 
 def rules_in_words(table: pd.DataFrame, front: pd.DataFrame, objectives: list[str], max_rules: int = 8) -> list[str]:
@@ -94,9 +94,10 @@ def rules_in_words(table: pd.DataFrame, front: pd.DataFrame, objectives: list[st
             rules.append(f"{row['block']} at {row['where']}: {', '.join(parts)} (seen in {row['support']} architectures)")
     front_specs = [ArchSpec.parse(s) for s in front["spec"]]
     all_specs = [ArchSpec.parse(s) for s in table["spec"]]
-    for stage in ("layer1", "layer2", "layer3", "layer4"):
-        tried = sum(any(p.startswith(stage + ".") for p in s.blocks) for s in all_specs)
-        on_front = sum(any(p.startswith(stage + ".") for p in s.blocks) for s in front_specs)
+    stages = [stage.name for stage in layout(all_specs[0].backbone).stages] if all_specs else []
+    for stage in stages:
+        tried = sum(stage in s.stages().values() for s in all_specs)
+        on_front = sum(stage in s.stages().values() for s in front_specs)
         if tried >= 3 and on_front == 0:
             rules.append(f"blocks in {stage} never reach the front ({tried} architectures tried)")
     blocks_on_front = sorted({c.block for s in front_specs for c in s.blocks.values()})

@@ -17,16 +17,19 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Mapping
+from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
-from attnas.evaluators import CachedEvaluator
-from attnas.search.factory import make_evaluator, make_sampler, make_space, make_storage, references
-from attnas.search.objectives import directions
-from attnas.space import SearchSpace
+from attnas.evaluators import CachedEvaluator, make_evaluator
+from attnas.evaluators.metric_registry import METRICS, constraint_violation, directions
+from attnas.search.config import ConfigError, SearchConfig
+from attnas.search.samplers import make_sampler
+from attnas.search.storage import make_storage
+from attnas.space import SearchSpace, make_space, references
 
 log = logging.getLogger("attnas.search")
 FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
@@ -52,29 +55,40 @@ def _check_or_record(study: optuna.Study, key: str, value: Any, hint: str) -> No
         raise ValueError(f"study {study.study_name!r} was run with {key}={stored!r}, this run has {value!r}; {hint}")
 
 
-def setup(cfg: Mapping[str, Any], cache_path: str | None = None) -> SearchSetup:
-    space = make_space(cfg["space"])
-    objectives = list(cfg["evaluator"]["objectives"])
+def check_metrics(objectives: list[str], constraints: dict[str, float], produced: tuple[str, ...], evaluator: str) -> None:
+    """Refuse, before any work, objectives and constraints the evaluator cannot produce."""
+    directions(objectives)
+    for kind, names in (("objective", objectives), ("constraint", list(constraints))):
+        for name in names:
+            if name not in produced:
+                valid = [m for m in produced if METRICS.get(m) is not None and METRICS[m].direction]
+                raise ConfigError(f"{kind} {name!r} is not a metric of the {evaluator!r} evaluator; valid: {', '.join(valid)}")
+    for name in constraints:
+        constraint_violation(name, 0.0, 0.0)  # refuses metrics with no direction
+
+
+def setup(cfg: SearchConfig, cache_path: str | None = None, workdir: str | None = None) -> SearchSetup:
+    space = make_space(cfg.space)
+    objectives = list(cfg.evaluator.objectives)
     dirs = directions(objectives)
-    constraints = {str(k): float(v) for k, v in (cfg.get("constraints") or {}).items()}
-    unknown = [k for k in constraints if k not in objectives and k not in ("latency_ms", "gflops", "params_m", "latency_ratio")]
-    if unknown:
-        raise ValueError(f"constraint(s) on {unknown} cannot be checked; constrain one of: latency_ratio, latency_ms, gflops, params_m, "
-                         f"{', '.join(objectives)}")
-    storage = make_storage(cfg["storage"], cfg.get("heartbeat_interval"), cfg.get("grace_period"), cfg.get("max_retry", 2))
-    study = optuna.create_study(study_name=cfg["study_name"], storage=storage, directions=dirs,
-                                sampler=make_sampler(cfg["sampler"], cfg.get("seed")), load_if_exists=True)
+    constraints = {str(k): float(v) for k, v in cfg.constraints.items()}
+    if workdir is None and cache_path is not None:
+        workdir = str(Path(cache_path).parent)
+    evaluator = make_evaluator(cfg.evaluator, cfg.dataset, cfg.device, workdir, cache_path)
+    check_metrics(objectives, constraints, evaluator.produces(), cfg.evaluator.name)
+    storage = make_storage(cfg.storage, cfg.heartbeat_interval, cfg.grace_period, cfg.max_retry)
+    study = optuna.create_study(study_name=cfg.study_name, storage=storage, directions=dirs,
+                                sampler=make_sampler(cfg.sampler, cfg.seed), load_if_exists=True)
     if [d.name.lower() for d in study.directions] != dirs:
         raise ValueError(f"study {study.study_name!r} exists with directions {[d.name.lower() for d in study.directions]}, "
                          f"this run asks {dirs} for {objectives}; pick another study_name")
-    evaluator = make_evaluator(cfg["evaluator"], cfg["dataset"], cfg["device"], cache_path)
     hint = "results would not be comparable; use another study_name (or storage)"
     _check_or_record(study, "objectives", objectives, hint)
     _check_or_record(study, "space", space.describe(), hint)
     _check_or_record(study, "evaluator", evaluator.fingerprint(), hint)
     _check_or_record(study, "constraints", constraints, hint)
-    if cfg.get("enqueue_references", True) and not study.trials:
-        for spec in references(cfg["space"], space):
+    if cfg.enqueue_references and not study.trials:
+        for spec in references(cfg.space, space):
             study.enqueue_trial(space.params_for(spec), user_attrs={"reference": True}, skip_if_exists=True)
     return SearchSetup(study, space, evaluator, objectives, constraints)
 
@@ -96,7 +110,16 @@ def _metrics_of_duplicate(study: optuna.Study, spec: str, number: int, wait_s: f
         time.sleep(2.0)
 
 
-def make_objective(setup_: SearchSetup, duplicate_wait: float = 7200.0):
+def evaluate_spec(evaluator: CachedEvaluator, spec, seeds: list[int]) -> dict[str, float]:
+    """Cost first (cheap, seed-independent), then the score of every seed, averaged."""
+    metrics = evaluator.measure_cost(spec)
+    scores = [evaluator.score(spec, seed) for seed in seeds]
+    for name in scores[0] if scores else ():
+        metrics[name] = sum(score[name] for score in scores) / len(scores)
+    return metrics
+
+
+def make_objective(setup_: SearchSetup, duplicate_wait: float = 7200.0, seed: int = 0):
     space, evaluator, objectives, constraints = setup_.space, setup_.evaluator, setup_.objectives, setup_.constraints
 
     def objective(trial: optuna.Trial) -> list[float]:
@@ -110,7 +133,7 @@ def make_objective(setup_: SearchSetup, duplicate_wait: float = 7200.0):
                 trial.set_user_attr("duplicate_of", found[0])
                 metrics = found[1]
             else:
-                metrics = evaluator.evaluate(spec)
+                metrics = evaluate_spec(evaluator, spec, [seed])
         except Exception as error:
             trial.set_user_attr("error", f"{type(error).__name__}: {error}")
             trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
@@ -122,7 +145,7 @@ def make_objective(setup_: SearchSetup, duplicate_wait: float = 7200.0):
         for name, value in metrics.items():
             trial.set_user_attr(name, value)
         for name, limit in constraints.items():
-            trial.set_constraint(name, metrics[name] - limit)
+            trial.set_constraint(name, constraint_violation(name, metrics[name], limit))
         return [metrics[name] for name in objectives]
 
     return objective
@@ -132,15 +155,22 @@ def finished_trials(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def run_search(cfg: Mapping[str, Any], cache_path: str | None = None) -> optuna.Study:
-    s = setup(cfg, cache_path)
+def run_search(cfg: SearchConfig, cache_path: str | None = None, workdir: str | None = None) -> optuna.Study:
+    """Set the study up (config errors surface here, before any work), prepare the evaluator
+    (data, parent), then search."""
+    prepared = setup(cfg, cache_path, workdir)
+    prepared.evaluator.prepare(prepared.space.backbone)
+    return search(prepared, cfg)
+
+
+def search(s: SearchSetup, cfg: SearchConfig) -> optuna.Study:
     study = s.study
-    target = int(cfg["n_trials"])
+    target = int(cfg.n_trials)
     remaining = target - finished_trials(study)
     log.info("study %s: %s; %d of %d trials finished", study.study_name, s.space.describe(), target - max(remaining, 0), target)
     if remaining <= 0:
         return study
-    bar = tqdm(total=target, initial=target - remaining, desc="trials", disable=not cfg.get("progress", True))
+    bar = tqdm(total=target, initial=target - remaining, desc="trials", disable=not cfg.progress)
 
     def on_trial(study_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         bar.update(1)
@@ -150,8 +180,8 @@ def run_search(cfg: Mapping[str, Any], cache_path: str | None = None) -> optuna.
             study_.stop()
 
     try:
-        study.optimize(make_objective(s, cfg.get("duplicate_wait", 7200)), n_trials=remaining, timeout=cfg.get("timeout"),
-                       n_jobs=int(cfg.get("workers", 1)), catch=(Exception,), callbacks=[on_trial])
+        study.optimize(make_objective(s, cfg.duplicate_wait, cfg.seed), n_trials=remaining, timeout=cfg.timeout,
+                       n_jobs=cfg.workers, catch=(Exception,), callbacks=[on_trial])
     finally:
         bar.close()
     return study

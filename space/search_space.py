@@ -24,11 +24,14 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 from math import comb
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Iterator, Optional, Protocol, Sequence
 
-from attnas.space.backbones import STAGE_NAMES, check_backbone, positions as backbone_positions
-from attnas.space.blocks import BLOCK_TYPES, NO_BLOCK, PLACEMENTS, check_block, check_placement
-from attnas.space.spec import ArchSpec, BlockChoice
+from attnas.models.backbones import backbone_family, layout
+from attnas.models.blocks import BLOCKS
+from attnas.space.spec import PLACEMENTS, ArchSpec, BlockChoice, check_placement
+
+#: what a search space uses for "no block here" in samplers' categorical choices
+NO_BLOCK = "none"
 
 
 class TrialLike(Protocol):
@@ -45,28 +48,33 @@ class SearchSpace:
     """Backbone, where blocks may go, which blocks, which placements, and how many at most.
 
     `positions` is `"all"`, a list of stages (`["layer2", "layer3"]`), or explicit positions
-    (`["layer3.5", "layer4.0"]`); the two kinds can be mixed.
+    (`["layer3.5", "layer4.0"]`); the two kinds can be mixed. `blocks` are block types with
+    optional options, each a separate choice: `["cnl", "cnl(r=8)", "se"]` (None: every
+    registered block with its default options).
     """
 
     backbone: str = "resnet50"
     positions: str | Sequence[str] = "all"
-    blocks: Sequence[str] = BLOCK_TYPES
+    blocks: Sequence[str] | None = None
     placements: Sequence[str] = ("post",)
     max_blocks: int | None = 3
     encoding: str = "auto"
     _positions: tuple[str, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        check_backbone(self.backbone)
+        backbone_family(self.backbone)
         self._positions = _resolve_positions(self.backbone, self.positions)
-        self.blocks = tuple(self.blocks)
+        if self.blocks is None:
+            self.blocks = tuple(BLOCKS)
+        if isinstance(self.blocks, str) or isinstance(self.placements, str):
+            raise ValueError("blocks and placements are lists, e.g. blocks=[se, cnl] placements=[post]")
+        # canonical variants: `cnl(r=2)` is `cnl`, options sorted; errors name the valid choices
+        self.blocks = tuple(BlockChoice.parse(str(b)).variant for b in self.blocks)
         self.placements = tuple(self.placements)
         if not self.blocks:
-            raise ValueError(f"a search space needs at least one block type; valid blocks: {', '.join(BLOCK_TYPES)}")
+            raise ValueError(f"a search space needs at least one block type; valid blocks: {', '.join(BLOCKS)}")
         if not self.placements:
             raise ValueError(f"a search space needs at least one placement; valid: {', '.join(PLACEMENTS)}")
-        for block in self.blocks:
-            check_block(block)
         for placement in self.placements:
             check_placement(placement)
         for name, values in (("block", self.blocks), ("placement", self.placements)):
@@ -99,7 +107,7 @@ class SearchSpace:
         return "positional" if self.limit >= len(self._positions) else "slots"
 
     def _choices(self) -> list[BlockChoice]:
-        return [BlockChoice(b, p) for b in self.blocks for p in self.placements]
+        return [BlockChoice.parse(f"{b}@{p}") for b in self.blocks for p in self.placements]
 
     # -- counting and enumeration -------------------------------------------------------------
     def cardinality(self) -> int:
@@ -127,7 +135,7 @@ class SearchSpace:
         if spec.num_blocks > self.limit:
             return False
         return all(
-            pos in self._positions and c.block in self.blocks and c.placement in self.placements
+            pos in self._positions and c.variant in self.blocks and c.placement in self.placements
             for pos, c in spec.blocks.items()
         )
 
@@ -140,8 +148,7 @@ class SearchSpace:
             for pos in self._positions:
                 value = trial.suggest_categorical(pos, options)
                 if value != NO_BLOCK:
-                    block, _, placement = value.partition("@")
-                    blocks[pos] = BlockChoice(block, placement or "post")
+                    blocks[pos] = BlockChoice.parse(value)
             return ArchSpec(self.backbone, blocks)
         blocks = {}
         for slot in range(self.limit):
@@ -153,7 +160,7 @@ class SearchSpace:
                 else self.placements[0]
             )
             if pos != NO_BLOCK:
-                blocks.setdefault(pos, BlockChoice(block, placement))
+                blocks.setdefault(pos, BlockChoice.parse(f"{block}@{placement}"))
         return ArchSpec(self.backbone, blocks)
 
     def params_for(self, spec: ArchSpec) -> dict[str, Any]:
@@ -166,9 +173,9 @@ class SearchSpace:
         entries = list(spec.blocks.items())
         for slot in range(self.limit):
             # an empty slot still carries a block and placement (ignored), see the module docstring
-            pos, choice = entries[slot] if slot < len(entries) else (NO_BLOCK, BlockChoice(self.blocks[0], self.placements[0]))
+            pos, choice = entries[slot] if slot < len(entries) else (NO_BLOCK, BlockChoice.parse(f"{self.blocks[0]}@{self.placements[0]}"))
             params[f"slot{slot}_position"] = pos
-            params[f"slot{slot}_block"] = choice.block
+            params[f"slot{slot}_block"] = choice.variant
             if len(self.placements) > 1:
                 params[f"slot{slot}_placement"] = choice.placement
         return params
@@ -182,22 +189,49 @@ class SearchSpace:
 
 
 def _resolve_positions(backbone: str, wanted: str | Sequence[str]) -> tuple[str, ...]:
-    every = backbone_positions(backbone)
+    where = layout(backbone)
+    every = where.positions
+    stages = {stage.name for stage in where.stages}
     if isinstance(wanted, str):
         wanted = [wanted]
     chosen: set[str] = set()
     for item in wanted:
         if item == "all":
             chosen.update(every)
-        elif item in STAGE_NAMES:
-            chosen.update(p for p in every if p.startswith(item + "."))
+        elif item in stages:
+            chosen.update(p for p in every if where.stage_of(p).name == item)
         elif item in every:
             chosen.add(item)
         else:
             raise ValueError(
                 f"position {item!r} does not exist in {backbone}; use 'all', a stage "
-                f"({', '.join(STAGE_NAMES)}) or a position such as {every[0]!r} .. {every[-1]!r}"
+                f"({', '.join(s.name for s in where.stages)}) or a position such as {every[0]!r} .. {every[-1]!r}"
             )
     if not chosen:
         raise ValueError("a search space needs at least one position")
     return tuple(p for p in every if p in chosen)
+
+
+@dataclass
+class SpaceConfig:
+    """The `space` config group; defaults are `SearchSpace`'s own."""
+
+    backbone: str = SearchSpace.backbone
+    positions: Any = SearchSpace.positions  # "all", or a list of stages and positions
+    blocks: Optional[list[str]] = None  # None: every registered block
+    placements: list[str] = field(default_factory=lambda: list(SearchSpace.placements))
+    max_blocks: Optional[int] = SearchSpace.max_blocks
+    encoding: str = SearchSpace.encoding
+    # enqueued first so every study has its reference points (those outside the space are skipped)
+    references: list[str] = field(default_factory=list)
+
+
+def make_space(cfg: SpaceConfig) -> SearchSpace:
+    positions = cfg.positions if isinstance(cfg.positions, str) else list(cfg.positions)
+    return SearchSpace(cfg.backbone, positions, None if cfg.blocks is None else list(cfg.blocks), list(cfg.placements),
+                       cfg.max_blocks, cfg.encoding)
+
+
+def references(cfg: SpaceConfig, space: SearchSpace) -> list[ArchSpec]:
+    """The configured reference specs that lie inside the space, in config order."""
+    return [spec for spec in (ArchSpec.parse(text) for text in cfg.references) if spec in space]

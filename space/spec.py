@@ -1,9 +1,15 @@
-"""`ArchSpec`: which attention block sits at which residual block of which backbone.
+"""`ArchSpec`: which attention block sits at which block of which backbone.
 
-A spec is plain, immutable data. Its canonical text form (`resnet50:layer2.3=se@pre,layer3.5=cnl`)
-is its identity: equality, hashing, the digest used in file names and the key under which
-search results are cached all derive from it, so two specs that build the same network are
-the same spec however they were written.
+A spec is plain, immutable data. Its canonical text form
+(`resnet50:layer2.3=se@pre,layer3.5=cnl(r=8)`) is its identity: equality, hashing, the digest used
+in file names and the key under which search results are cached all derive from it, so two specs
+that build the same network are the same spec however they were written. Canonical means:
+entries in network order, the default placement (`post`) and default block options omitted,
+options sorted by key.
+
+Backbones and their positions come from the adapter registry (`attnas.models.backbones`), block
+names and options from the block registry (`attnas.models.blocks`): a spec is valid exactly
+when `build_model` can build it.
 """
 
 from __future__ import annotations
@@ -15,30 +21,85 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from attnas.space.backbones import BACKBONE_STAGES, check_backbone, position_key, positions
-from attnas.space.blocks import BLOCK_TYPES, DEFAULT_PLACEMENT, PLACEMENTS, check_block, check_placement
+from attnas.models.backbones import backbone_family, layout
+from attnas.models.blocks import check_block, check_options
+
+#: `post`: after the residual add, between two blocks (how NL blocks are inserted in AGW and how
+#: the paper inserts its blocks); `pre`: inside the residual branch before the add (SE-Net).
+PLACEMENTS: tuple[str, ...] = ("post", "pre")
+#: paper.md: the paper inserts blocks after the block, so `post` is omitted from the canonical text
+DEFAULT_PLACEMENT = "post"
 
 #: sections of an exported architecture file that are not part of the spec itself
-EXPORT_SECTIONS = ("metrics", "provenance", "status")
+EXPORT_SECTIONS = ("metrics", "provenance", "status", "verdict", "uncertainty")
 
-_ENTRY = re.compile(r"^(?P<pos>[^=@\s]+)=(?P<block>[^=@\s]+)(?:@(?P<placement>[^=@\s]+))?$")
+_CHOICE = re.compile(r"^(?P<block>[A-Za-z_][\w]*)(?:\((?P<options>[^()]*)\))?(?:@(?P<placement>\w+))?$")
+
+
+def check_placement(placement: str) -> None:
+    if placement not in PLACEMENTS:
+        raise ValueError(f"unknown placement {placement!r}; valid placements: {', '.join(PLACEMENTS)}")
 
 
 @dataclass(frozen=True)
 class BlockChoice:
-    """One inserted block: its type and where relative to the residual add."""
+    """One inserted block: its type, its options (non-default only) and where relative to the
+    residual add."""
 
     block: str
     placement: str = DEFAULT_PLACEMENT
+    options: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         check_block(self.block)
         check_placement(self.placement)
+        options = dict(self.options) if not isinstance(self.options, Mapping) else self.options
+        object.__setattr__(self, "options", tuple(check_options(self.block, dict(options)).items()))
+
+    @classmethod
+    def parse(cls, text: str) -> "BlockChoice":
+        """`cnl`, `cnl(r=8)`, `se@pre`, `cbam(k=3,r=8)@pre`."""
+        match = _CHOICE.match(text.strip())
+        if match is None:
+            raise ValueError(f"malformed block {text!r}; expected BLOCK[(KEY=VALUE,...)][@PLACEMENT], e.g. 'cnl(r=8)' or 'se@pre'")
+        options: dict[str, Any] = {}
+        for item in filter(None, (part.strip() for part in (match["options"] or "").split(","))):
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"malformed option {item!r} in block {text!r}; expected KEY=VALUE, e.g. r=8")
+            if key.strip() in options:
+                raise ValueError(f"option {key.strip()!r} given twice in block {text!r}")
+            options[key.strip()] = value
+        return cls(match["block"], match["placement"] or DEFAULT_PLACEMENT, tuple(options.items()))
+
+    @property
+    def variant(self) -> str:
+        """Block type with its options (`cnl(r=8)`), without placement: a choice of the space."""
+        if not self.options:
+            return self.block
+        return f"{self.block}({','.join(f'{k}={v}' for k, v in self.options)})"
+
+    @property
+    def kwargs(self) -> dict[str, int]:
+        return dict(self.options)
 
     def __str__(self) -> str:
         if self.placement == DEFAULT_PLACEMENT:
-            return self.block
-        return f"{self.block}@{self.placement}"
+            return self.variant
+        return f"{self.variant}@{self.placement}"
+
+
+def _split_entries(text: str) -> list[str]:
+    """Split on commas outside parentheses (`layer1.0=cbam(k=3,r=8),layer2.0=se`)."""
+    entries, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += char == "("
+        depth -= char == ")"
+        if char == "," and depth == 0:
+            entries.append(text[start:i])
+            start = i + 1
+    entries.append(text[start:])
+    return [e.strip() for e in entries if e.strip()]
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,46 +110,43 @@ class ArchSpec:
     blocks: Mapping[str, BlockChoice] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_backbone(self.backbone)
-        valid = positions(self.backbone)
+        backbone_family(self.backbone)  # unknown backbone: error listing the valid ones
+        where = layout(self.backbone)
         normalised: dict[str, BlockChoice] = {}
         for position, choice in self.blocks.items():
-            if position not in valid:
-                raise ValueError(
-                    f"position {position!r} does not exist in {self.backbone}; valid positions: "
-                    f"{_describe_positions(self.backbone)}"
-                )
+            where.key(position)  # unknown position: error listing the valid ones
             if isinstance(choice, str):
-                choice = BlockChoice(choice)
+                choice = BlockChoice.parse(choice)
             elif not isinstance(choice, BlockChoice):
-                raise TypeError(f"block at {position!r} must be a BlockChoice or a block name, got {choice!r}")
+                raise TypeError(f"block at {position!r} must be a BlockChoice or a block text, got {choice!r}")
             normalised[position] = choice
-        ordered = dict(sorted(normalised.items(), key=lambda item: position_key(item[0])))
+        ordered = dict(sorted(normalised.items(), key=lambda item: where.key(item[0])))
         object.__setattr__(self, "blocks", _FrozenDict(ordered))
 
     # -- text form -------------------------------------------------------------------------
     @classmethod
     def parse(cls, text: str) -> "ArchSpec":
-        """Read the canonical text form; also accepts unsorted entries and explicit `@post`."""
+        """Read the canonical text form; also accepts unsorted entries, explicit `@post` and
+        default options."""
         if not isinstance(text, str) or not text.strip():
             raise ValueError("empty architecture spec; expected e.g. 'resnet50' or 'resnet50:layer3.5=cnl'")
         head, sep, tail = text.strip().partition(":")
         backbone = head.strip()
-        check_backbone(backbone)
+        backbone_family(backbone)
         if sep and not tail.strip():
             raise ValueError(f"spec {text!r} has ':' but no blocks after it; write {backbone!r} for no blocks")
         blocks: dict[str, BlockChoice] = {}
-        for token in filter(None, (t.strip() for t in tail.split(","))) if sep else ():
-            match = _ENTRY.match(token)
-            if match is None:
+        for token in _split_entries(tail) if sep else ():
+            position, eq, choice = token.partition("=")
+            if not eq or not position.strip() or not choice.strip():
                 raise ValueError(
-                    f"malformed entry {token!r} in spec {text!r}; expected POSITION=BLOCK[@PLACEMENT], "
-                    f"e.g. 'layer3.5=cnl' or 'layer2.3=se@pre'"
+                    f"malformed entry {token!r} in spec {text!r}; expected POSITION=BLOCK[(OPTIONS)][@PLACEMENT], "
+                    f"e.g. 'layer3.5=cnl', 'layer4.2=cnl(r=8)' or 'layer2.3=se@pre'"
                 )
-            position = match["pos"]
+            position = position.strip()
             if position in blocks:
                 raise ValueError(f"duplicate position {position!r} in spec {text!r}; a position holds one block")
-            blocks[position] = BlockChoice(match["block"], match["placement"] or DEFAULT_PLACEMENT)
+            blocks[position] = BlockChoice.parse(choice)
         return cls(backbone, blocks)
 
     def __str__(self) -> str:
@@ -105,6 +163,10 @@ class ArchSpec:
     def __hash__(self) -> int:
         return hash(str(self))
 
+    def __reduce__(self):
+        # pickle / copy.deepcopy (EMA, SWA, mean-teacher copies of a model carry its spec)
+        return ArchSpec.parse, (str(self),)
+
     @property
     def digest(self) -> str:
         """Short, stable (across processes and Python versions) name for files and caches."""
@@ -114,15 +176,20 @@ class ArchSpec:
     def num_blocks(self) -> int:
         return len(self.blocks)
 
+    def stages(self) -> dict[str, str]:
+        """Position -> the name of its stage (`layer3.5` -> `layer3`), from the backbone's layout."""
+        where = layout(self.backbone)
+        return {pos: where.stage_of(pos).name for pos in self.blocks}
+
     # -- dict / JSON / YAML ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "backbone": self.backbone,
-            "blocks": [
-                {"position": pos, "block": choice.block, "placement": choice.placement}
-                for pos, choice in self.blocks.items()
-            ],
-        }
+        entries = []
+        for pos, choice in self.blocks.items():
+            entry: dict[str, Any] = {"position": pos, "block": choice.block, "placement": choice.placement}
+            if choice.options:
+                entry["options"] = dict(choice.options)
+            entries.append(entry)
+        return {"backbone": self.backbone, "blocks": entries}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ArchSpec":
@@ -135,12 +202,13 @@ class ArchSpec:
         for entry in data.get("blocks") or []:
             if not isinstance(entry, Mapping) or "position" not in entry or "block" not in entry:
                 raise ValueError(
-                    f"block entry {entry!r} needs 'position' and 'block' (and optionally 'placement')"
+                    f"block entry {entry!r} needs 'position' and 'block' (and optionally 'placement', 'options')"
                 )
             position = entry["position"]
             if position in blocks:
                 raise ValueError(f"duplicate position {position!r} in spec dict; a position holds one block")
-            blocks[position] = BlockChoice(entry["block"], entry.get("placement", DEFAULT_PLACEMENT))
+            options = tuple((entry.get("options") or {}).items())
+            blocks[position] = BlockChoice(entry["block"], entry.get("placement", DEFAULT_PLACEMENT), options)
         return cls(data["backbone"], blocks)
 
     def to_json(self) -> str:
@@ -195,10 +263,8 @@ class _FrozenDict(dict):
 
     __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
 
-
-def _describe_positions(backbone: str) -> str:
-    stages = BACKBONE_STAGES[backbone]
-    return ", ".join(f"layer{s + 1}.0-{n - 1}" for s, n in enumerate(stages))
+    def __reduce__(self):
+        return _FrozenDict, (dict(self),)
 
 
 def as_spec(value: "ArchSpec | str | Mapping[str, Any]") -> ArchSpec:
@@ -212,6 +278,4 @@ def as_spec(value: "ArchSpec | str | Mapping[str, Any]") -> ArchSpec:
     raise TypeError(f"cannot read an architecture spec from {type(value).__name__}: {value!r}")
 
 
-__all__ = ["ArchSpec", "BlockChoice", "as_spec", "BLOCK_TYPES", "PLACEMENTS"]
-
-
+__all__ = ["ArchSpec", "BlockChoice", "as_spec", "PLACEMENTS", "DEFAULT_PLACEMENT", "check_placement"]

@@ -1,14 +1,10 @@
 import pytest
 import torch
 
-from attnas.models import BLOCKS, create_block
-from attnas.space import BLOCK_TYPES
+from attnas.models import BLOCKS, block_options, create_block
 
+BLOCK_TYPES = tuple(BLOCKS)
 SIZES = [(64, 16, 8), (256, 8, 4), (512, 5, 3)]  # (channels, H, W), odd sizes included
-
-
-def test_registry_matches_the_names_specs_use():
-    assert tuple(BLOCKS) == BLOCK_TYPES
 
 
 @pytest.mark.parametrize("name", BLOCK_TYPES)
@@ -61,10 +57,18 @@ def test_block_traces_and_exports(name):
         torch.testing.assert_close(exported.module()(x), expected)
 
 
-def test_reduction_ratios_are_configurable():
+def test_reduction_ratios_are_configurable_by_argument_or_spec_key():
     assert create_block("se", 256, reduction=4).fc1.out_channels == 64
     assert create_block("cnl", 256, reduction=4).query.out_features == 64
     assert create_block("nl", 256, reduction=8).theta.out_channels == 32
+    assert create_block("cnl", 256, r=8).query.out_features == 32
+    assert create_block("cbam", 64, k=3).spatial.kernel_size == (3, 3)
+
+
+def test_spec_options_take_their_defaults_from_the_constructor():
+    assert {k: (o.argument, o.default) for k, o in block_options("cnl").items()} == {"r": ("reduction", 2)}
+    assert {k: (o.argument, o.default) for k, o in block_options("cbam").items()} == {"r": ("reduction", 16), "k": ("kernel_size", 7)}
+    assert block_options("eca")["k"].default is None  # ECA picks its kernel from the channel count
 
 
 def test_nl_cost_grows_with_positions_and_cnl_does_not():

@@ -2,19 +2,59 @@ import pytest
 import torch
 import torchvision
 
-from attnas.models import BACKBONES, attention_modules, build_model
-from attnas.models.weights import IMAGENET_WEIGHTS
-from attnas.space import BACKBONE_STAGES, ArchSpec, SearchSpace, positions, stage_channels
+from attnas.models import BLOCKS, attention_modules, backbone_family, backbone_names, build_model, layout
+from attnas.space import ArchSpec, SearchSpace
 
 X = torch.randn(2, 3, 64, 32)  # tiny input keeps the suite fast
 
+#: what torchvision's papers say: blocks per stage and the channels leaving each stage
+KNOWN_LAYOUTS = {
+    "resnet18": ((2, 2, 2, 2), (64, 128, 256, 512)),
+    "resnet34": ((3, 4, 6, 3), (64, 128, 256, 512)),
+    "resnet50": ((3, 4, 6, 3), (256, 512, 1024, 2048)),
+    "resnet101": ((3, 4, 23, 3), (256, 512, 1024, 2048)),
+    "resnet152": ((3, 8, 36, 3), (256, 512, 1024, 2048)),
+    "resnext50_32x4d": ((3, 4, 6, 3), (256, 512, 1024, 2048)),
+    "wide_resnet50_2": ((3, 4, 6, 3), (256, 512, 1024, 2048)),
+    "convnext_tiny": ((3, 3, 9, 3), (96, 192, 384, 768)),
+}
 
-@pytest.mark.parametrize("backbone", list(BACKBONE_STAGES))
-def test_position_table_matches_torchvision(backbone):
-    resnet = BACKBONES[backbone](weights=None)
-    assert tuple(len(getattr(resnet, f"layer{i}")) for i in range(1, 5)) == BACKBONE_STAGES[backbone]
-    assert resnet.layer4[-1].conv1.in_channels == stage_channels(backbone)[-1]
-    assert len(positions(backbone)) == sum(BACKBONE_STAGES[backbone])
+
+@pytest.mark.parametrize("backbone", list(KNOWN_LAYOUTS))
+def test_layouts_read_off_torchvision_match_the_papers(backbone):
+    where = layout(backbone)
+    depths, channels = KNOWN_LAYOUTS[backbone]
+    assert tuple(s.depth for s in where.stages) == depths and tuple(s.channels for s in where.stages) == channels
+    assert len(where.positions) == sum(depths) and where.out_channels == channels[-1]
+
+
+def test_every_registered_backbone_builds_with_a_block_in_every_stage():
+    for backbone in backbone_names():
+        where = layout(backbone)
+        spec = ArchSpec(backbone, {f"{stage.name}.{stage.depth - 1}": "se" for stage in where.stages})
+        assert set(attention_modules(build_model(spec, 3))) == set(spec.blocks), backbone
+
+
+@pytest.mark.parametrize("text", ["convnext_tiny:features.1.0=nl,features.5.8=cnl", "convnext_tiny:features.3.1=se@pre,features.7.2=gc"])
+def test_convnext_takes_blocks_after_or_inside_any_cnblock(text):
+    spec = ArchSpec.parse(text)
+    torch.manual_seed(0)
+    plain = build_model("convnext_tiny", 4).eval()
+    torch.manual_seed(0)
+    attentive = build_model(spec, 4).eval()
+    x = torch.randn(1, 3, 64, 32)
+    torch.testing.assert_close(attentive(x), plain(x))  # identity at insertion: the same function
+    assert set(attention_modules(attentive)) == set(spec.blocks)
+    logits, feature = attentive.train()(torch.randn(2, 3, 64, 32))
+    assert logits.shape == (2, 4) and feature.shape == (2, 768)
+
+
+def test_convnext_last_stride_one_keeps_the_previous_stages_resolution_and_its_weights():
+    x = torch.randn(1, 3, 256, 128)
+    assert build_model("convnext_tiny", 2).eval().features(x).shape == (1, 768, 16, 8)
+    assert build_model("convnext_tiny", 2, last_stride=2).eval().features(x).shape == (1, 768, 8, 4)
+    keys_stride1 = set(build_model("convnext_tiny", 2).state_dict())
+    assert keys_stride1 == set(build_model("convnext_tiny", 2, last_stride=2).state_dict())
 
 
 def test_model_returns_logits_and_features_in_training_and_embedding_in_eval():
@@ -43,11 +83,7 @@ def test_every_sampled_spec_builds_runs_and_has_exactly_its_blocks():
         inserted = attention_modules(model)
         assert set(inserted) == set(spec.blocks)
         for pos, module in inserted.items():
-            assert type(module).__name__.lower().startswith(
-                {"se": "se", "cbam": "cbam", "nl": "nonlocal", "cnl": "channelnonlocal", "eca": "eca", "gc": "gc"}[
-                    spec.blocks[pos].block
-                ]
-            )
+            assert type(module) is BLOCKS[spec.blocks[pos].block]
         assert model(X).shape == (2, 512)
         study.tell(trial, 0.0)
 
@@ -82,6 +118,22 @@ def test_pretrained_path_loads_a_torchvision_state_dict(tmp_path):
     torch.testing.assert_close(model.backbone.conv1.weight, reference.conv1.weight)
 
 
+def test_pretrained_path_maps_dataparallel_and_attnas_checkpoint_keys(tmp_path):
+    torch.manual_seed(3)
+    reference = torchvision.models.resnet18(weights=None)
+    torch.save({f"module.{k}": v for k, v in reference.state_dict().items()}, tmp_path / "dp.pth")
+    model = build_model("resnet18", num_classes=3, pretrained=tmp_path / "dp.pth")
+    torch.testing.assert_close(model.backbone.conv1.weight, reference.conv1.weight)
+    trained = build_model("resnet18:layer4.1=se", num_classes=7)  # a whole attnas re-ID model, head and all
+    torch.save(trained.state_dict(), tmp_path / "reid.pt")
+    with pytest.raises(ValueError, match="unexpected .*layer4.1.attention"):  # its blocks are not the plain network's
+        build_model("resnet18", num_classes=3, pretrained=tmp_path / "reid.pt")
+    plain = build_model("resnet18", num_classes=7)
+    torch.save(plain.state_dict(), tmp_path / "plain.pt")
+    torch.testing.assert_close(build_model("resnet18:layer3.0=cnl", 2, pretrained=tmp_path / "plain.pt").backbone.conv1.weight,
+                               plain.backbone.conv1.weight)
+
+
 def test_pretrained_file_of_the_wrong_backbone_is_refused(tmp_path):
     path = tmp_path / "r18.pth"
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
@@ -97,7 +149,7 @@ def test_imagenet_weights_come_from_torchvisions_cache_and_are_never_downloaded(
         build_model("resnet18", num_classes=3, pretrained="imagenet")
     torch.manual_seed(2)
     reference = torchvision.models.resnet18(weights=None)
-    cache = tmp_path / "checkpoints" / IMAGENET_WEIGHTS["resnet18"].url.rsplit("/", 1)[1]
+    cache = backbone_family("resnet18").cached_weights_path("resnet18")
     cache.parent.mkdir(parents=True)
     torch.save(reference.state_dict(), cache)
     model = build_model("resnet18", num_classes=3, pretrained="imagenet")
@@ -132,5 +184,5 @@ def test_bad_builder_arguments_are_explained():
         build_model("resnet18", num_classes=0)
     with pytest.raises(ValueError, match="last_stride must be 1 or 2"):
         build_model("resnet18", num_classes=2, last_stride=3)
-    with pytest.raises(ValueError, match="unknown backbone"):
+    with pytest.raises(ValueError, match="unknown backbone 'resnet19'; valid backbones: resnet18, .*convnext_tiny"):
         build_model("resnet19", num_classes=2)

@@ -159,8 +159,14 @@ def test_transforms_and_loaders_give_normalised_tensors(tmp_path):
     images, pids, _ = next(iter(train_loader(data.train, 64, 32, p=2, k=2, workers=0)))
     assert images.shape == (4, 3, 64, 32) and len(set(pids.tolist())) == 2
     images, _, camids = next(iter(eval_loader(data.query, 64, 32, batch_size=3, workers=0)))
-    assert images.shape == (3, 3, 64, 32) and images.dtype == torch.float32 and abs(images.mean()) < 3
-    assert build_transforms(64, 32, train=False)(Image.new("RGB", (10, 10))).shape == (3, 64, 32)
+    assert images.shape == (3, 3, 64, 32) and images.dtype == torch.float32
+    torch.testing.assert_close(images[0], build_transforms(64, 32, train=False)(read_image(data.query[0].path)))
+    # known answer: a solid colour becomes (value / 255 - ImageNet mean) / ImageNet std per channel
+    solid = build_transforms(64, 32, train=False)(Image.new("RGB", (10, 10), (255, 0, 128)))
+    expected = [(255 / 255 - 0.485) / 0.229, (0 - 0.456) / 0.224, (128 / 255 - 0.406) / 0.225]
+    assert solid.shape == (3, 64, 32)
+    for channel, value in enumerate(expected):
+        torch.testing.assert_close(solid[channel], torch.full((64, 32), value), atol=1e-5, rtol=0)
     assert len(ImageDataset(data.query, build_transforms(64, 32, False))) == len(data.query)
 
 

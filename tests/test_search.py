@@ -6,13 +6,14 @@ import time
 from pathlib import Path
 
 import optuna
+import torch
 import pytest
 from hydra import compose, initialize_config_module
-from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from attnas.space import ArchSpec, SearchSpace
 from attnas.search import study as search_study
+from attnas.search.config import register_configs, typed
 from attnas.search.study import run_search
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -21,12 +22,13 @@ VENV_BIN = Path(sys.executable).parent
 
 def config(tmp_path, *overrides):
     """The app's real config (conf/), as Hydra composes it, with a tiny budget and a temp storage."""
+    register_configs()
     with initialize_config_module(config_module="attnas.conf", version_base="1.3"):
         cfg = compose("config", overrides=[
             "space=resnet18", "evaluator=tiny", "dataset.synth.ids=16", f"dataset.root={tmp_path / 'synth'}",
             f"storage=sqlite:///{tmp_path / 'study.db'}", "progress=false", "report=false", *overrides,
         ])
-    return OmegaConf.to_container(cfg, resolve=True)
+    return typed(cfg)
 
 
 def specs_of(study):
@@ -50,11 +52,24 @@ def test_search_runs_references_first_and_stores_specs_and_metrics(tmp_path):
     assert "user_attrs_spec" in frame and "user_attrs_mAP" in frame
 
 
-def test_a_search_with_a_parent_trains_it_once_and_keeps_it(tmp_path):
-    overrides = ["evaluator.parent=tiny", "+evaluator.parent_train.epochs=2", "+evaluator.parent_train.max_ids=null",
+def test_a_search_with_a_parent_trains_it_once_and_keeps_it(tmp_path, monkeypatch):
+    import attnas.evaluators.reid_evaluator as reid
+
+    trainings = []
+    real_train = reid.train
+
+    def recording(model, records, cfg, *args, **kwargs):
+        trainings.append((str(model.spec), cfg.epochs))
+        return real_train(model, records, cfg, *args, **kwargs)
+
+    monkeypatch.setattr(reid, "train", recording)
+    overrides = ["evaluator.parent=tiny", "+evaluator.parent_train.epochs=3", "+evaluator.parent_train.max_ids=null",
                  f"evaluator.parent_dir={tmp_path / 'parents'}"]
     study = run_search(config(tmp_path, "n_trials=3", *overrides))
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    resumed = run_search(config(tmp_path, "n_trials=4", *overrides))  # reuses the parent on disk
+    assert trainings.count(("resnet18", 3)) == 1  # the parent: 3 epochs; candidates train 1
+    assert sorted(spec for spec, epochs in trainings if epochs == 1) == sorted({t.user_attrs["spec"] for t in resumed.trials})
     (weights,) = (tmp_path / "parents").glob("parent-resnet18-*.pt")
     with pytest.raises(ValueError, match="evaluator.parent_dir"):
         run_search(config(tmp_path, "n_trials=1", "evaluator.parent=tiny", "study_name=other"))
@@ -75,8 +90,8 @@ def test_an_architecture_is_never_trained_twice(tmp_path, monkeypatch):
 
     def counting(*args, **kwargs):
         cached = real(*args, **kwargs)
-        inner = cached.inner.evaluate
-        cached.inner.evaluate = lambda spec: trained.append(str(spec)) or inner(spec)
+        inner = cached.inner.score
+        cached.inner.score = lambda spec, seed: trained.append(str(spec)) or inner(spec, seed)
         return cached
 
     monkeypatch.setattr(search_study, "make_evaluator", counting)
@@ -96,14 +111,14 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch
 
     def failing_on_nl(*args, **kwargs):
         cached = real(*args, **kwargs)
-        inner = cached.inner.evaluate
+        inner = cached.inner.score
 
-        def evaluate(spec):
+        def score(spec, seed):
             if "=nl" in str(spec):
                 raise RuntimeError("out of memory (simulated)")
-            return inner(spec)
+            return inner(spec, seed)
 
-        cached.inner.evaluate = evaluate
+        cached.inner.score = score
         return cached
 
     monkeypatch.setattr(search_study, "make_evaluator", failing_on_nl)
@@ -182,3 +197,71 @@ def test_hydra_cli_runs_and_multiruns(tmp_path):
                     "dataset.synth.ids=16,evaluator=tiny,space.max_blocks=2,space=resnet18"]
     for run in runs:
         assert (tmp_path / "multi" / run / "study.db").exists()
+
+
+class ToyGate(torch.nn.Module):
+    """A block added by a user: its module and one registry line, nothing else."""
+
+    spec_options = {"g": "groups"}
+
+    def __init__(self, channels: int, groups: int = 1) -> None:
+        super().__init__()
+        if channels % groups:
+            raise ValueError(f"groups must divide the channels, got {groups}")
+        self.logit = torch.nn.Parameter(torch.zeros(groups))  # 2 * sigmoid(0) = 1: identity at insertion
+
+    def forward(self, x):
+        gate = 2 * torch.sigmoid(self.logit).repeat_interleave(x.shape[1] // len(self.logit))
+        return x * gate[None, :, None, None]
+
+
+def test_a_block_added_through_the_registry_alone_is_built_and_searched(tmp_path, monkeypatch):
+    from attnas.models import BLOCKS, attention_modules, build_model
+
+    monkeypatch.setitem(BLOCKS, "toy", ToyGate)
+    spec = ArchSpec.parse("resnet18:layer4.1=toy(g=4),layer3.0=toy@pre")
+    assert isinstance(attention_modules(build_model(spec, 3))["layer4.1"], ToyGate)
+    with pytest.raises(ValueError, match="block toy\\(g=3\\): groups must divide"):
+        ArchSpec.parse("resnet18:layer4.1=toy(g=3)")
+    study = run_search(config(tmp_path, "n_trials=4", "sampler=random", "space.blocks=[toy,'toy(g=4)']",
+                              "space.references=[resnet18]"))
+    specs = [ArchSpec.parse(t.user_attrs["spec"]) for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(specs) == 4 and any(s.num_blocks for s in specs)
+    assert all(choice.block == "toy" for s in specs for choice in s.blocks.values())
+
+
+def test_objectives_and_constraints_the_evaluator_cannot_produce_are_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="constraint 'latency_ratio' is not a metric of the 'cost' evaluator; valid: gflops, params_m"):
+        run_search(config(tmp_path, "evaluator=cost", "+constraints.latency_ratio=1.1"))
+    with pytest.raises(ValueError, match="'train_seconds' cannot be constrained"):
+        run_search(config(tmp_path, "+constraints.train_seconds=10"))
+    with pytest.raises(ValueError, match="objective 'mAP' is not a metric of the 'latency' evaluator"):
+        run_search(config(tmp_path, "evaluator=latency", "evaluator.objectives=[mAP,latency_ratio]"))
+    assert not (tmp_path / "synth").exists()  # refused before the data was even generated
+
+
+def test_a_lower_bound_on_a_maximised_metric_is_a_constraint_too(tmp_path):
+    study = run_search(config(tmp_path, "n_trials=2", "+constraints.mAP=2.0"))  # mAP >= 2 is impossible
+    assert all(t.constraints == {"mAP": pytest.approx(2.0 - t.user_attrs["mAP"])} for t in study.trials)
+    assert study.best_trials == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["+dataset.synth.idz=3"], "unknown key 'idz' in dataset.synth; valid keys: ids, cams,"),
+    (["n_trail=3"], "unknown key 'n_trail' in the config; valid keys: space, dataset,"),
+    (["evaluator=nope"], "no evaluator option 'nope'; valid options: cost, full, latency, proxy, tiny"),
+    (["n_trials=abc"], "n_trials: Value 'abc' of type 'str' could not be converted to Integer"),
+    (["+evaluator.train.epoch=3"], "unknown training option(s) ['epoch'] for budget 'proxy'"),
+])
+def test_config_errors_are_one_line_naming_what_is_valid(tmp_path, args, message):
+    run = subprocess.run([str(VENV_BIN / "attnas-search"), *args, f"hydra.run.dir={tmp_path}", "dataset.synth.ids=8",
+                          f"dataset.root={tmp_path / 'synth'}"], capture_output=True, text=True, timeout=120)
+    lines = [line for line in (run.stderr + run.stdout).splitlines() if line.strip()]
+    assert run.returncode == 2 and len(lines) == 1 and message in lines[0], lines
+
+
+def test_evaluators_that_train_nothing_run_a_search(tmp_path):
+    study = run_search(config(tmp_path, "evaluator=cost", "n_trials=3", "sampler=random"))
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert all(t.values == [t.user_attrs["gflops"], t.user_attrs["params_m"]] for t in study.trials)
+    assert not (tmp_path / "synth").exists()  # no data is needed, none is generated

@@ -3,7 +3,10 @@ from math import comb
 import optuna
 import pytest
 
-from attnas.space import BLOCK_TYPES, ArchSpec, SearchSpace
+from attnas.models import BLOCKS
+from attnas.space import ArchSpec, SearchSpace
+
+BLOCK_TYPES = tuple(BLOCKS)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -123,3 +126,26 @@ def test_duplicate_slot_positions_keep_the_first_block():
         {"slot0_position": "layer3.5", "slot0_block": "cnl", "slot1_position": "layer3.5", "slot1_block": "se"}
     )
     assert space.sample(trial) == ArchSpec.parse("resnet50:layer3.5=cnl")
+
+
+def test_block_options_are_separate_choices_of_the_space():
+    space = SearchSpace("resnet50", ["layer4"], ["cnl", "cnl(r=8)", "se(r=16)"], max_blocks=1)
+    assert space.blocks == ("cnl", "cnl(r=8)", "se")  # canonical: the default option is dropped
+    assert space.cardinality() == 1 + 3 * 3
+    specs = list(space.enumerate())
+    assert ArchSpec.parse("resnet50:layer4.2=cnl(r=8)") in specs and ArchSpec.parse("resnet50:layer4.2=cnl(r=4)") not in space
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for spec in specs:
+        study.enqueue_trial(space.params_for(spec))
+    got = []
+    study.optimize(lambda t: _record(space, t, got), n_trials=len(specs))
+    assert got == specs
+    with pytest.raises(ValueError, match="duplicate block"):
+        SearchSpace("resnet50", blocks=["cnl", "cnl(r=2)"])
+
+
+def test_convnext_space_resolves_its_stages():
+    space = SearchSpace("convnext_tiny", ["features.7", "features.5.8"], ["se"], max_blocks=1)
+    assert space.allowed_positions == ("features.5.8", "features.7.0", "features.7.1", "features.7.2")
+    with pytest.raises(ValueError, match="use 'all', a stage \\(features.1, features.3, features.5, features.7\\)"):
+        SearchSpace("convnext_tiny", ["layer3"])

@@ -86,3 +86,47 @@ def test_load_rejects_a_file_whose_string_and_blocks_disagree(tmp_path):
 def test_save_refuses_unknown_suffix(tmp_path):
     with pytest.raises(ValueError, match="use a .json, .yaml or .yml file"):
         ArchSpec.parse("resnet50").save(tmp_path / "spec.txt")
+
+
+def test_block_options_are_canonical_defaults_omitted_and_sorted():
+    spec = ArchSpec.parse("resnet50:layer4.2=cnl(r=8),layer3.5=cnl(r=2),layer2.0=cbam(r=4,k=3)@pre")
+    assert str(spec) == "resnet50:layer2.0=cbam(k=3,r=4)@pre,layer3.5=cnl,layer4.2=cnl(r=8)"
+    assert spec.blocks["layer4.2"].kwargs == {"r": 8} and spec.blocks["layer4.2"].variant == "cnl(r=8)"
+    assert spec != ArchSpec.parse("resnet50:layer2.0=cbam(k=3,r=4)@pre,layer3.5=cnl,layer4.2=cnl")
+    assert ArchSpec.parse(str(spec)) == spec and ArchSpec.from_dict(spec.to_dict()) == spec
+    assert spec.to_dict()["blocks"][2] == {"position": "layer4.2", "block": "cnl", "placement": "post", "options": {"r": 8}}
+
+
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("resnet50:layer3.5=cnl(q=8)", "block 'cnl' has no option 'q'; its options: r (reduction)"),
+        ("resnet50:layer3.5=se(r=0)", "option r=0 of block 'se' must be an integer >= 1"),
+        ("resnet50:layer3.5=se(r=x)", "option r='x' of block 'se' must be an integer >= 1"),
+        ("resnet50:layer3.5=eca(k=4)", "block eca(k=4): kernel_size must be odd"),
+        ("resnet50:layer3.5=se(r=4,r=8)", "option 'r' given twice"),
+        ("resnet50:layer3.5=se(r)", "malformed option 'r'"),
+        ("resnet50:layer3.5=se(r=4", "malformed block 'se(r=4'"),
+    ],
+)
+def test_bad_block_options_name_the_option_and_what_is_valid(text, fragment):
+    with pytest.raises(ValueError) as info:
+        ArchSpec.parse(text)
+    assert fragment in str(info.value)
+
+
+def test_specs_survive_pickle_and_deepcopy_as_models_carrying_them_must():
+    import copy
+    import pickle
+
+    spec = ArchSpec.parse("resnet50:layer2.3=se@pre,layer4.2=cnl(r=8)")
+    assert copy.deepcopy(spec) == spec and pickle.loads(pickle.dumps(spec)) == spec
+    assert copy.copy(spec.blocks) == spec.blocks
+
+
+def test_positions_and_stages_come_from_the_backbone_adapter():
+    spec = ArchSpec.parse("convnext_tiny:features.5.8=cnl,features.1.0=se@pre")
+    assert str(spec) == "convnext_tiny:features.1.0=se@pre,features.5.8=cnl"
+    assert spec.stages() == {"features.1.0": "features.1", "features.5.8": "features.5"}
+    with pytest.raises(ValueError, match="valid positions: features.1.0-2, features.3.0-2, features.5.0-8, features.7.0-2"):
+        ArchSpec.parse("convnext_tiny:layer3.5=cnl")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from attnas.evaluators import CachedEvaluator, CostEvaluator, LatencyConfig, LatencyEvaluator, ReIDEvaluator, budget, train
+from attnas.evaluators import CachedEvaluator, CostEvaluator, LatencyConfig, LatencyEvaluator, ReIDEvaluator, TimedLatency, budget, train
 from attnas.evaluators.datasets import load_dataset
 from attnas.evaluators.datasets.synthetic import SynthConfig, generate
 from attnas.evaluators.losses import batch_hard_triplet_loss
@@ -21,13 +21,17 @@ def synth(tmp_path_factory):
     return load_dataset("synthetic", root)
 
 
-def test_batch_hard_triplet_loss_known_answer():
+@pytest.mark.parametrize("margin", [0.3, 1.3, 2.5])
+def test_batch_hard_triplet_loss_known_answer(margin):
     feats = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 3.0], [0.0, 5.0]])
     targets = torch.tensor([0, 0, 1, 1])
-    # anchors 0,1: hardest pos 1, hardest neg 3 and sqrt(10) -> relu(1 - d + 0.3) = 0
-    # anchors 2,3: hardest pos 2, hardest neg 3 and 5 -> relu(2 - 3 + 1.3)=0.3, relu(2-sqrt(26)+0.3)... = 0
-    expected = (0 + 0 + 0.3 + 0) / 4
-    assert batch_hard_triplet_loss(feats, targets, margin=1.3 - 1.0 + 1.0).item() == pytest.approx(expected, abs=1e-5)
+    # per anchor: (hardest positive, hardest negative) distance
+    # 0: same-id 1 at 1, others at 3 and 5 -> (1, 3);   1: (1, min(sqrt(10), sqrt(26)) = sqrt(10))
+    # 2: same-id 3 at 2, others at 3 and sqrt(10) -> (2, 3);   3: (2, min(5, sqrt(26)) = 5)
+    pairs = [(1.0, 3.0), (1.0, math.sqrt(10)), (2.0, 3.0), (2.0, 5.0)]
+    expected = sum(max(pos - neg + margin, 0.0) for pos, neg in pairs) / 4
+    assert batch_hard_triplet_loss(feats, targets, margin=margin).item() == pytest.approx(expected, abs=1e-5)
+    assert {0.3: 0.0, 1.3: 0.075}.get(margin, expected) == pytest.approx(expected)  # 1.3: only anchor 2 violates
 
 
 def test_lr_warms_up_then_steps_or_decays():
@@ -77,58 +81,92 @@ def test_model_with_too_few_classes_is_refused(synth):
         train(build_model("resnet18", 3), subset_ids(synth.train, None, 0), budget("tiny"))
 
 
-def test_unknown_budget_is_explained():
+def test_unknown_budget_and_budget_options_are_explained():
     with pytest.raises(ValueError, match="unknown training budget 'huge'; valid budgets: full, parent, proxy, tiny"):
         budget("huge")
+    with pytest.raises(ValueError, match="unknown training option\\(s\\) \\['epoch'\\] for budget 'proxy'; valid options: height, width, epochs"):
+        budget("proxy", epoch=3)
 
 
 class CountingEvaluator:
+    """The protocol with counters: cost by spec, score by spec and seed."""
+
     def __init__(self, tag="a"):
         self.calls, self.tag = [], tag
 
-    def evaluate(self, spec):
-        self.calls.append(str(spec))
-        return {"mAP": len(str(spec)) / 100}
+    def prepare(self, backbone=None):
+        pass
+
+    def produces(self):
+        return ("mAP", "gflops")
+
+    def measure_cost(self, spec):
+        self.calls.append(("cost", str(spec)))
+        return {"gflops": len(str(spec)) / 10}
+
+    def score(self, spec, seed):
+        self.calls.append(("score", str(spec), seed))
+        return {"mAP": len(str(spec)) / 100 + seed / 1000}
 
     def fingerprint(self):
         return self.tag
 
+    def context(self):
+        return {}
 
-def test_cache_never_evaluates_an_architecture_twice_and_survives_restarts(tmp_path):
+
+def test_cache_never_evaluates_a_spec_twice_under_one_seed_and_survives_restarts(tmp_path):
     path = tmp_path / "cache.jsonl"
     inner = CountingEvaluator()
     cache = CachedEvaluator(inner, path)
-    a = cache.evaluate("resnet50:layer3.5=cnl@post")
-    b = cache.evaluate(ArchSpec.parse("resnet50:layer3.5=cnl"))
-    assert a == b and inner.calls == ["resnet50:layer3.5=cnl"] and (cache.hits, cache.misses) == (1, 1)
+    a = cache.score("resnet50:layer3.5=cnl@post", 0)
+    b = cache.score(ArchSpec.parse("resnet50:layer3.5=cnl"), 0)
+    c = cache.score("resnet50:layer3.5=cnl", 1)  # another seed is another training
+    cost = cache.measure_cost("resnet50:layer3.5=cnl")
+    assert cache.measure_cost("resnet50:layer3.5=cnl") == cost
+    assert a == b != c and inner.calls == [("score", "resnet50:layer3.5=cnl", 0), ("score", "resnet50:layer3.5=cnl", 1),
+                                           ("cost", "resnet50:layer3.5=cnl")]
+    assert (cache.hits, cache.misses) == (2, 3)
     with path.open("a") as handle:
         handle.write('{"evaluator": "a", "spec": "resnet50:lay')  # a writer killed mid-line
     again = CachedEvaluator(CountingEvaluator(), path)
-    assert again.evaluate("resnet50:layer3.5=cnl") == a and again.inner.calls == []
+    assert again.score("resnet50:layer3.5=cnl", 1) == c and again.measure_cost("resnet50:layer3.5=cnl") == cost
+    assert again.inner.calls == []
     other = CachedEvaluator(CountingEvaluator("b"), path)  # other settings: old results do not apply
-    other.evaluate("resnet50:layer3.5=cnl")
-    assert other.inner.calls == ["resnet50:layer3.5=cnl"]
+    other.score("resnet50:layer3.5=cnl", 0)
+    assert other.inner.calls == [("score", "resnet50:layer3.5=cnl", 0)]
 
 
-def test_cost_and_latency_evaluators_report_their_metrics():
-    cost = CostEvaluator(input_size=(64, 32)).evaluate("resnet18:layer1.0=nl")
-    assert cost["gflops"] > CostEvaluator(input_size=(64, 32)).evaluate("resnet18")["gflops"]
-    latency = LatencyEvaluator(LatencyConfig(input_size=(64, 32), repeats=7, warmup=2)).evaluate("resnet18:layer3.1=se")
-    assert {"latency_ratio", "latency_ms", "latency_p90_ms", "latency_spread", "gflops", "params_m"} <= set(latency)
-    assert 0.5 < latency["latency_ratio"] < 2
+def test_cost_and_latency_evaluators_report_what_they_produce():
+    cost = CostEvaluator(input_size=(64, 32))
+    assert cost.measure_cost("resnet18:layer1.0=nl")["gflops"] > cost.measure_cost("resnet18")["gflops"]
+    assert cost.score("resnet18", 0) == {}  # nothing is trained
+    latency = LatencyEvaluator(TimedLatency(LatencyConfig(input_size=(64, 32), repeats=7, warmup=2)), input_size=(64, 32))
+    measured = latency.measure_cost("resnet18:layer3.1=se")
+    assert set(latency.produces()) <= set(measured) and "latency_ratio_se" in measured
+    assert 0.5 < measured["latency_ratio"] < 2 and 0 <= measured["latency_ratio_se"] < 0.5
 
 
 def test_reid_evaluator_scores_on_validation_ids_and_returns_every_metric(synth):
-    evaluator = ReIDEvaluator(synth, budget("tiny"), num_val_ids=3,
-                              latency=LatencyEvaluator(LatencyConfig(input_size=(64, 32), repeats=3, warmup=1)))
-    metrics = evaluator.evaluate("resnet18:layer3.1=cnl")
-    assert {"mAP", "rank1", "rank5", "rank10", "mINP", "train_seconds", "latency_ratio", "gflops", "params_m"} <= set(metrics)
+    evaluator = ReIDEvaluator(synth, budget("tiny"), num_val_ids=3, input_size=(64, 32),
+                              latency=TimedLatency(LatencyConfig(input_size=(64, 32), repeats=3, warmup=1)))
+    metrics = evaluator.measure_cost("resnet18:layer3.1=cnl") | evaluator.score("resnet18:layer3.1=cnl", 0)
+    assert set(evaluator.produces()) <= set(metrics)
     assert 0 < metrics["mAP"] <= 1 and np.isfinite(list(metrics.values())).all()
     assert evaluator.fingerprint() != ReIDEvaluator(synth, budget("tiny", epochs=2), num_val_ids=3).fingerprint()
 
 
+def test_same_spec_and_seed_give_identical_metrics_and_another_seed_does_not(synth):
+    evaluator = ReIDEvaluator(synth, budget("tiny", epochs=2), num_val_ids=3, latency=None)
+    first, again = evaluator.score("resnet18:layer3.1=se", 0), evaluator.score("resnet18:layer3.1=se", 0)
+    other = evaluator.score("resnet18:layer3.1=se", 1)
+    drop = ("train_seconds",)
+    assert {k: v for k, v in first.items() if k not in drop} == {k: v for k, v in again.items() if k not in drop}
+    assert first["mAP"] != other["mAP"]
+
+
 def test_candidates_start_from_the_parent_trained_once(synth, tmp_path, monkeypatch):
-    import attnas.evaluators.evaluator as evaluator_module
+    import attnas.evaluators.reid_evaluator as evaluator_module
 
     calls = []
     real_train = evaluator_module.train
@@ -140,7 +178,7 @@ def test_candidates_start_from_the_parent_trained_once(synth, tmp_path, monkeypa
     monkeypatch.setattr(evaluator_module, "train", recording)
     parent = budget("tiny", epochs=2, max_ids=None)
     evaluator = ReIDEvaluator(synth, budget("tiny"), num_val_ids=3, latency=None, parent=parent, parent_path=tmp_path)
-    evaluator.evaluate("resnet18:layer3.1=se")
+    evaluator.score("resnet18:layer3.1=se", 0)
     assert [spec for spec, _ in calls] == ["resnet18", "resnet18:layer3.1=se"] and evaluator.parent_seconds > 0
     (weights,) = tmp_path.glob("parent-resnet18-*.pt")
     trained = torch.load(weights, weights_only=True)["conv1.weight"]
@@ -148,7 +186,7 @@ def test_candidates_start_from_the_parent_trained_once(synth, tmp_path, monkeypa
     torch.testing.assert_close(calls[1][1], trained)  # and the candidate starts from it
 
     again = ReIDEvaluator(synth, budget("tiny"), num_val_ids=3, latency=None, parent=parent, parent_path=tmp_path)
-    again.evaluate("resnet18:layer4.0=cnl")
+    again.score("resnet18:layer4.0=cnl", 0)
     assert [spec for spec, _ in calls[2:]] == ["resnet18:layer4.0=cnl"] and again.parent_seconds is None  # reused
     assert again.fingerprint() != ReIDEvaluator(synth, budget("tiny"), num_val_ids=3, latency=None).fingerprint()
     with pytest.raises(ValueError, match="parent_path"):

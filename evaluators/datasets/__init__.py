@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Callable
 
@@ -9,6 +10,17 @@ from attnas.evaluators.datasets.base import ImageRecord, ReIDDataset, relabel, s
 from attnas.evaluators.datasets.market import load_cuhk03_np, load_duke, load_market1501, load_market_layout
 from attnas.evaluators.datasets.msmt17 import load_msmt17
 from attnas.evaluators.datasets.small import load_cuhk01, load_viper
+
+
+def load_synthetic(root: str | Path) -> ReIDDataset:
+    """A set written by `attnas-synth` (the Market-1501 layout)."""
+    return load_market_layout(root, "synthetic")
+
+
+def load_folder(root: str | Path) -> ReIDDataset:
+    """Your own data in the Market-1501 layout: bounding_box_train/, query/, bounding_box_test/."""
+    return load_market_layout(root, "folder")
+
 
 #: config name -> loader(root, **options); every loader returns a `ReIDDataset`
 DATASETS: dict[str, Callable[..., ReIDDataset]] = {
@@ -18,16 +30,20 @@ DATASETS: dict[str, Callable[..., ReIDDataset]] = {
     "cuhk03": load_cuhk03_np,
     "viper": load_viper,
     "cuhk01": load_cuhk01,
-    "folder": load_market_layout,
-    "synthetic": lambda root: load_market_layout(root, "synthetic"),
+    "folder": load_folder,
+    "synthetic": load_synthetic,
 }
 
 
 def load_dataset(name: str, root: str | Path, **options: Any) -> ReIDDataset:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
-    if root is None or str(root) == "":
-        raise ValueError(f"dataset {name!r} needs a root folder (dataset.root=...)")
+    if root is None or str(root) in ("", "???"):
+        raise ValueError(f"dataset {name!r} needs its folder: set dataset.root=/path/to/{name}")
+    valid = [p for p in inspect.signature(DATASETS[name]).parameters if p != "root"]
+    unknown = [key for key in options if key not in valid]
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for dataset {name!r}; valid options: {', '.join(valid) or 'none'}")
     return DATASETS[name](root, **options)
 
 

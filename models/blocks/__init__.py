@@ -1,9 +1,20 @@
-"""Attention blocks, one small module each, looked up by the short name a spec uses."""
+"""Attention blocks, one small module each, looked up by the short name a spec uses.
+
+Adding a block type = its module + one line in `BLOCKS`. A block class is built as
+`Block(channels, **options)`, starts as the identity (so a trained network survives insertion)
+and may declare `spec_options`, the constructor arguments a spec can set by a short key:
+`cnl(r=8)` builds `ChannelNonLocalBlock(channels, reduction=8)`. An option's default and type
+come from the constructor's signature, so there is one default per knob.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import functools
+import inspect
+from dataclasses import dataclass
+from typing import Any
 
+import torch
 from torch import nn
 
 from attnas.models.blocks.cbam import CBAMBlock
@@ -13,8 +24,8 @@ from attnas.models.blocks.gc import GCBlock
 from attnas.models.blocks.nonlocal_block import NonLocalBlock
 from attnas.models.blocks.se import SEBlock
 
-#: spec name -> constructor taking (channels, **kwargs); keys equal `space.BLOCK_TYPES`
-BLOCKS: dict[str, Callable[..., nn.Module]] = {
+#: spec name -> block class; the order is the display order of reports
+BLOCKS: dict[str, type[nn.Module]] = {
     "se": SEBlock,
     "cbam": CBAMBlock,
     "nl": NonLocalBlock,
@@ -24,17 +35,82 @@ BLOCKS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def create_block(name: str, channels: int, **kwargs: Any) -> nn.Module:
+@dataclass(frozen=True)
+class BlockOption:
+    """An option a spec may set: `key` in the spec text, `argument` of the constructor."""
+
+    key: str
+    argument: str
+    default: Any  # from the constructor's signature (None: the block chooses, e.g. ECA's adaptive kernel)
+
+
+def check_block(name: str) -> type[nn.Module]:
     if name not in BLOCKS:
         raise ValueError(f"unknown attention block {name!r}; valid blocks: {', '.join(BLOCKS)}")
+    return BLOCKS[name]
+
+
+def block_options(name: str) -> dict[str, BlockOption]:
+    """The options block `name` accepts in a spec, by key."""
+    cls = check_block(name)
+    signature = inspect.signature(cls.__init__).parameters
+    return {key: BlockOption(key, argument, signature[argument].default)
+            for key, argument in getattr(cls, "spec_options", {}).items()}
+
+
+def check_options(name: str, options: dict[str, Any]) -> dict[str, int]:
+    """Validated options (integers >= 1) with the defaults dropped: the canonical set.
+
+    The values are also tried on a small block on the `meta` device, so a value the block
+    refuses (an even ECA kernel, say) is reported when a spec is read, not when a trial trains.
+    """
+    known = block_options(name)
+    canonical = {}
+    for key, value in options.items():
+        if key not in known:
+            valid = ", ".join(f"{k} ({o.argument})" for k, o in known.items()) or "none"
+            raise ValueError(f"block {name!r} has no option {key!r}; its options: {valid}")
+        if isinstance(value, str):
+            value = value.strip()
+            if not value.lstrip("-").isdigit():
+                raise ValueError(f"option {key}={value!r} of block {name!r} must be an integer >= 1")
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"option {key}={value!r} of block {name!r} must be an integer >= 1")
+        if value != known[key].default:
+            canonical[key] = value
+    canonical = dict(sorted(canonical.items()))
+    if canonical:
+        _try_options(name, tuple(canonical.items()))
+    return canonical
+
+
+@functools.lru_cache(maxsize=None)
+def _try_options(name: str, options: tuple[tuple[str, int], ...]) -> None:
     try:
-        return BLOCKS[name](channels, **kwargs)
+        with torch.device("meta"):
+            create_block(name, 256, **dict(options))
+    except ValueError as error:
+        raise ValueError(f"block {name}({','.join(f'{k}={v}' for k, v in options)}): {error}") from None
+
+
+def create_block(name: str, channels: int, **options: Any) -> nn.Module:
+    """Build block `name` for `channels` channels; `options` by spec key (`r=8`) or argument name."""
+    cls = check_block(name)
+    known = block_options(name)
+    kwargs = {known[k].argument if k in known else k: v for k, v in options.items()}
+    try:
+        return cls(channels, **kwargs)
     except TypeError as error:
-        raise TypeError(f"bad options {kwargs} for block {name!r}: {error}") from None
+        raise TypeError(f"bad options {options} for block {name!r}: {error}") from None
 
 
 __all__ = [
     "BLOCKS",
+    "BlockOption",
+    "block_options",
+    "check_block",
+    "check_options",
     "create_block",
     "SEBlock",
     "CBAMBlock",

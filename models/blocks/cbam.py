@@ -10,10 +10,14 @@ from attnas.models.blocks.gates import gate, zero_init_
 
 
 class CBAMBlock(nn.Module):
+    spec_options = {"r": "reduction", "k": "kernel_size"}  # spec key -> constructor argument
+
     def __init__(
         self, channels: int, reduction: int = 16, kernel_size: int = 7, identity_init: bool = True
     ) -> None:
         super().__init__()
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (it pads k // 2 on each side), got {kernel_size}")
         hidden = max(channels // reduction, 8)
         self.mlp = nn.Sequential(
             nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, channels, 1)

@@ -21,6 +21,8 @@ from torch import nn
 
 
 class ChannelNonLocalBlock(nn.Module):
+    spec_options = {"r": "reduction"}  # spec key -> constructor argument
+
     def __init__(self, channels: int, reduction: int = 2) -> None:
         super().__init__()
         inner = max(channels // reduction, 1)

@@ -17,9 +17,13 @@ def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
 
 
 class ECABlock(nn.Module):
+    spec_options = {"k": "kernel_size"}  # spec key -> constructor argument
+
     def __init__(self, channels: int, kernel_size: int | None = None, identity_init: bool = True) -> None:
         super().__init__()
         k = kernel_size or eca_kernel_size(channels)
+        if k % 2 == 0:
+            raise ValueError(f"kernel_size must be odd (it pads k // 2 on each side), got {k}")
         self.conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False)
         self.identity_init = identity_init
         if identity_init:

@@ -9,6 +9,8 @@ from torch import nn
 
 
 class GCBlock(nn.Module):
+    spec_options = {"r": "reduction"}  # spec key -> constructor argument
+
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
         hidden = max(channels // reduction, 8)

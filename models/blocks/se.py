@@ -9,6 +9,8 @@ from attnas.models.blocks.gates import gate, zero_init_
 
 
 class SEBlock(nn.Module):
+    spec_options = {"r": "reduction"}  # spec key -> constructor argument
+
     def __init__(self, channels: int, reduction: int = 16, identity_init: bool = True) -> None:
         super().__init__()
         hidden = max(channels // reduction, 8)

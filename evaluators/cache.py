@@ -1,0 +1,64 @@
+"""`CachedEvaluator`: results by canonical spec (and seed), in memory and in a JSON-lines file
+that survives restarts, so an architecture is never trained twice under the same seed."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from attnas.evaluators.protocol import Evaluator
+from attnas.space import ArchSpec, as_spec
+
+
+class CachedEvaluator:
+    """Wraps any evaluator; the cache is keyed by the evaluator's fingerprint too, so results
+    under other settings never leak in."""
+
+    def __init__(self, inner: Evaluator, path: str | os.PathLike | None = None) -> None:
+        self.inner = inner
+        self.path = Path(path) if path else None
+        self.prefix = inner.fingerprint()
+        self.hits = self.misses = 0
+        self._results: dict[tuple[str, int | None], dict[str, float]] = {}
+        if self.path and self.path.exists():
+            for line in self.path.read_text().splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:  # a line cut by a killed writer: skip it, keep the rest
+                    continue
+                if entry.get("evaluator") == self.prefix:
+                    self._results[(entry["spec"], entry.get("seed"))] = entry["metrics"]
+
+    def _cached(self, spec: ArchSpec | str, seed: int | None, compute) -> dict[str, float]:
+        key = (str(as_spec(spec)), seed)
+        if key in self._results:
+            self.hits += 1
+            return dict(self._results[key])
+        self.misses += 1
+        metrics = compute(as_spec(key[0]))
+        self._results[key] = metrics
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as handle:
+                handle.write(json.dumps({"evaluator": self.prefix, "spec": key[0], "seed": seed, "metrics": metrics}) + "\n")
+        return dict(metrics)
+
+    def prepare(self, backbone: str | None = None) -> None:
+        self.inner.prepare(backbone)
+
+    def produces(self) -> tuple[str, ...]:
+        return self.inner.produces()
+
+    def measure_cost(self, spec: ArchSpec | str) -> dict[str, float]:
+        return self._cached(spec, None, self.inner.measure_cost)
+
+    def score(self, spec: ArchSpec | str, seed: int) -> dict[str, float]:
+        return self._cached(spec, int(seed), lambda s: self.inner.score(s, int(seed)))
+
+    def fingerprint(self) -> str:
+        return self.prefix
+
+    def context(self) -> dict[str, Any]:
+        return self.inner.context()

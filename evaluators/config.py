@@ -1,0 +1,102 @@
+"""Typed configs of the evaluator side: device, latency, evaluators and datasets.
+
+These dataclasses are the single place where each knob has its default; the Hydra app registers
+them as structured configs (`attnas.search.config`), the yaml files in `conf/` only set what a
+named option changes, and Python users construct them directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from attnas.evaluators.datasets.synthetic import SynthConfig
+
+
+@dataclass
+class DeviceConfig:
+    type: str = "cpu"  # cpu | cuda (training and timing)
+    threads: Optional[int] = None  # CPU threads for torch; None keeps torch's default (all cores)
+
+
+@dataclass
+class LatencySettings:
+    source: str = "timer"  # timer: timed beside the plain backbone on this machine
+    batch_size: int = 1
+    input_size: list[int] = field(default_factory=lambda: [256, 128])  # H, W
+    warmup: int = 3
+    repeats: int = 20  # timed (candidate, plain) pairs
+
+
+@dataclass
+class EvaluatorConfig:
+    """What every evaluator has; `type` picks the class from `attnas.evaluators.EVALUATORS`."""
+
+    type: str = "reid"
+    name: str = "proxy"  # names the study and its folder
+    objectives: list[str] = field(default_factory=lambda: ["mAP", "latency_ratio"])
+    latency: LatencySettings = field(default_factory=LatencySettings)
+
+
+@dataclass
+class CostEvaluatorConfig(EvaluatorConfig):
+    type: str = "cost"
+    name: str = "cost"
+    objectives: list[str] = field(default_factory=lambda: ["gflops", "params_m"])
+
+
+@dataclass
+class LatencyEvaluatorConfig(EvaluatorConfig):
+    type: str = "latency"
+    name: str = "latency"
+    objectives: list[str] = field(default_factory=lambda: ["latency_ratio", "gflops"])
+
+
+@dataclass
+class ReIDEvaluatorConfig(EvaluatorConfig):
+    budget: str = "proxy"  # a training budget of attnas.evaluators.training.BUDGETS
+    train: dict[str, Any] = field(default_factory=dict)  # overrides of the budget, e.g. {epochs: 8}
+    num_val_ids: int = 50  # validation ids carved from the TRAINING ids
+    pretrained: Optional[str] = None  # imagenet (torchvision cache) or a state_dict path
+    parent: Optional[str] = None  # a budget: train the plain backbone once with it; candidates start from it
+    parent_train: dict[str, Any] = field(default_factory=dict)  # overrides of the parent budget
+    parent_dir: Optional[str] = None  # where parent weights are kept (default: the run folder)
+
+
+@dataclass
+class DatasetConfig:
+    """`name` picks the loader from `attnas.evaluators.datasets.DATASETS`; the other fields
+    (beyond `root`) are passed to it."""
+
+    name: str = "market1501"
+    root: Optional[str] = None
+
+
+@dataclass
+class SplitDatasetConfig(DatasetConfig):
+    """Small sets evaluated over random identity splits (VIPeR, CUHK01)."""
+
+    split_index: int = 0
+    num_splits: int = 10
+    seed: int = 0
+
+
+@dataclass
+class CUHK03Config(DatasetConfig):
+    name: str = "cuhk03"
+    variant: str = "detected"  # or labeled
+
+
+@dataclass
+class SyntheticDatasetConfig(DatasetConfig):
+    name: str = "synthetic"
+    root: Optional[str] = None  # None: data/synthetic-<ids>ids-seed<seed>, generated on first use
+    synth: SynthConfig = field(default_factory=SynthConfig)
+
+    def folder(self) -> str:
+        return self.root or f"data/synthetic-{self.synth.ids}ids-seed{self.synth.seed}"
+
+
+def loader_options(cfg: DatasetConfig) -> dict[str, Any]:
+    """Fields of a dataset config that its loader takes as keyword arguments."""
+    return {k: v for k, v in vars(cfg).items() if k not in ("name", "root", "synth")}

@@ -1,0 +1,35 @@
+"""Evaluators by config type, as timm maps model names to constructors.
+
+Adding an evaluator = its class (with `config_class` and `from_config`) + one line here; the
+Hydra app registers its `config_class` as the schema of `evaluator` configs of that type.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from attnas.evaluators.cache import CachedEvaluator
+from attnas.evaluators.config import DatasetConfig, DeviceConfig, EvaluatorConfig
+from attnas.evaluators.cost_evaluators import CostEvaluator, LatencyEvaluator
+from attnas.evaluators.reid_evaluator import ReIDEvaluator
+
+EVALUATORS: dict[str, Any] = {
+    "reid": ReIDEvaluator,
+    "latency": LatencyEvaluator,
+    "cost": CostEvaluator,
+}
+
+
+def make_evaluator(cfg: EvaluatorConfig, dataset: DatasetConfig | None, device: DeviceConfig,
+                   workdir: str | Path | None = None, cache_path: str | Path | None = None) -> CachedEvaluator:
+    """The configured evaluator, cached by spec and seed (in `cache_path` when given)."""
+    if cfg.type not in EVALUATORS:
+        raise ValueError(f"unknown evaluator type {cfg.type!r}; valid types: {', '.join(EVALUATORS)}")
+    if device.type == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RuntimeError("device=cuda asked for, but CUDA is not available on this machine; use device=cpu")
+    inner = EVALUATORS[cfg.type].from_config(cfg, dataset, device, None if workdir is None else str(workdir))
+    return CachedEvaluator(inner, cache_path)

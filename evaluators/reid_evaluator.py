@@ -1,0 +1,155 @@
+"""The re-ID evaluator: train a candidate with a budget on the training ids minus a validation
+carve-out, score it on that carve-out, and time it.
+
+With `parent` (a training budget), the plain backbone is trained once with it and every
+candidate starts from its weights, as a network morphism: the blocks are identity at insertion,
+so each candidate begins as the trained parent and the short budget only has to show what its
+blocks add. The parent's weights are kept in `parent_path` (a folder) under a name derived from
+everything that shaped them, so a resumed or parallel search reuses them instead of training
+them again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attnas.evaluators.config import DeviceConfig, ReIDEvaluatorConfig, SyntheticDatasetConfig, DatasetConfig, loader_options
+from attnas.evaluators.cost_evaluators import CostEvaluator
+from attnas.evaluators.datasets import load_dataset
+from attnas.evaluators.datasets.base import ImageRecord, ReIDDataset
+from attnas.evaluators.datasets.synthetic import generate
+from attnas.evaluators.latency_source import TimedLatency, make_latency_source
+from attnas.evaluators.protocol import LatencySource, digest
+from attnas.evaluators.training import TrainConfig, budget, evaluate_model, subset_ids, train
+from attnas.evaluators.validation import carve_validation
+from attnas.models import build_model
+from attnas.space import ArchSpec, as_spec
+
+RETRIEVAL_METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP")
+
+
+def make_dataset(cfg: DatasetConfig) -> ReIDDataset:
+    """Load the configured dataset; the synthetic one is generated on first use."""
+    root = cfg.folder() if isinstance(cfg, SyntheticDatasetConfig) else cfg.root
+    if isinstance(cfg, SyntheticDatasetConfig) and not Path(root, "bounding_box_train").is_dir():
+        generate(root, cfg.synth)
+    return load_dataset(cfg.name, root, **loader_options(cfg))
+
+
+@dataclass
+class ReIDEvaluator:
+    """`dataset` is a loaded data set, or its config: then it is loaded (generated, for the
+    synthetic set) by `prepare`, so that a search refuses a bad config before touching data."""
+
+    dataset: ReIDDataset | DatasetConfig
+    train_config: TrainConfig
+    num_val_ids: int = 50
+    latency: LatencySource | None = field(default_factory=TimedLatency)
+    input_size: tuple[int, int] = (256, 128)  # for FLOPs
+    pretrained: str | None = None
+    split_seed: int = 0
+    parent: TrainConfig | None = None
+    parent_path: str | os.PathLike | None = None
+    parent_seconds: float | None = field(default=None, init=False)  # set when this process trained the parent
+    train_records: list[ImageRecord] = field(default_factory=list, init=False, repr=False)
+    val_query: list[ImageRecord] = field(default_factory=list, init=False, repr=False)
+    val_gallery: list[ImageRecord] = field(default_factory=list, init=False, repr=False)
+    config_class = ReIDEvaluatorConfig
+
+    def __post_init__(self) -> None:
+        if self.parent is not None and self.parent_path is None:
+            raise ValueError("a parent budget needs parent_path, the folder where its weights are kept")
+        if isinstance(self.dataset, ReIDDataset):
+            self._identity = [self.dataset.name, self.dataset.root]
+        else:
+            root = self.dataset.folder() if isinstance(self.dataset, SyntheticDatasetConfig) else self.dataset.root
+            self._identity = [self.dataset.name, str(Path(root).resolve()) if root else ""]
+
+    @classmethod
+    def from_config(cls, cfg: ReIDEvaluatorConfig, dataset: DatasetConfig, device: DeviceConfig,
+                    workdir: str | None) -> "ReIDEvaluator":
+        train_cfg = budget(cfg.budget, device=device.type, **cfg.train)
+        parent = budget(cfg.parent, device=device.type, **cfg.parent_train) if cfg.parent is not None else None
+        parent_dir = cfg.parent_dir if cfg.parent_dir is not None else workdir
+        if parent is not None and parent_dir is None:
+            raise ValueError("evaluator.parent needs evaluator.parent_dir, the folder that keeps the parent's weights")
+        return cls(dataset, train_cfg, num_val_ids=cfg.num_val_ids,
+                   latency=make_latency_source(cfg.latency, device), input_size=tuple(cfg.latency.input_size),
+                   pretrained=cfg.pretrained, parent=parent, parent_path=parent_dir)
+
+    # -- protocol -----------------------------------------------------------------------------
+    def prepare(self, backbone: str | None = None) -> None:
+        """Carve the validation split (checked before any training) and train the parent of
+        `backbone` if it is configured and not on disk yet."""
+        if not self.val_query:
+            if not isinstance(self.dataset, ReIDDataset):
+                self.dataset = make_dataset(self.dataset)
+            rest, self.val_query, self.val_gallery = carve_validation(self.dataset.train, self.num_val_ids, self.split_seed)
+            self._rest = rest
+            self.train_records = subset_ids(rest, self.train_config.max_ids, self.split_seed)
+        if backbone is not None and self.parent is not None:
+            self.parent_weights(backbone)
+
+    def produces(self) -> tuple[str, ...]:
+        latency = self.latency.produces() if self.latency is not None else ()
+        return (*RETRIEVAL_METRICS, "train_seconds", *latency, *CostEvaluator(self.input_size).produces())
+
+    def measure_cost(self, spec: ArchSpec) -> dict[str, float]:
+        metrics = CostEvaluator(self.input_size).measure_cost(spec)
+        if self.latency is not None:
+            metrics = self.latency.measure(spec) | metrics
+        return metrics
+
+    def score(self, spec: ArchSpec, seed: int) -> dict[str, float]:
+        spec = as_spec(spec)
+        self.prepare(spec.backbone)
+        start = self.parent_weights(spec.backbone) if self.parent is not None else self.pretrained
+        cfg = replace(self.train_config, seed=seed)
+        torch.manual_seed(seed)  # initial weights: the same for every spec under one seed
+        model = build_model(spec, len({r.pid for r in self.train_records}), pretrained=start)
+        started = time.perf_counter()
+        train(model, self.train_records, cfg)
+        train_seconds = time.perf_counter() - started
+        ranks = evaluate_model(model, self.val_query, self.val_gallery, cfg)
+        return {"mAP": ranks.mAP, "rank1": ranks.rank(1), "rank5": ranks.rank(5), "rank10": ranks.rank(10),
+                "mINP": ranks.mINP, "train_seconds": train_seconds}
+
+    def _data_identity(self) -> list[str]:
+        """Name and folder of the data, fixed when the evaluator is made (loading it later must
+        not change the fingerprint under which results are stored)."""
+        return self._identity
+
+    def fingerprint(self) -> str:
+        settings = ["reid", *self._data_identity(), asdict(replace(self.train_config, seed=0)),
+                    self.num_val_ids, self.pretrained, self.split_seed, list(self.input_size),
+                    self.latency.fingerprint() if self.latency is not None else None]
+        return digest(settings + ([asdict(self.parent)] if self.parent is not None else []))
+
+    def context(self) -> dict[str, Any]:
+        return self.latency.context() if self.latency is not None else {}
+
+    # -- the parent -----------------------------------------------------------------------------
+    def parent_weights(self, backbone: str) -> Path:
+        """Path of the trained plain `backbone`'s weights (a torchvision state_dict), trained if missing."""
+        assert self.parent is not None and self.parent_path is not None
+        self.prepare()
+        name = digest(["parent", backbone, *self._data_identity(), asdict(self.parent), self.num_val_ids,
+                       self.pretrained, self.split_seed])
+        path = Path(self.parent_path) / f"parent-{backbone}-{name}.pt"
+        if path.exists():
+            return path
+        records = subset_ids(self._rest, self.parent.max_ids, self.split_seed)
+        torch.manual_seed(self.parent.seed)
+        model = build_model(backbone, len({r.pid for r in records}), pretrained=self.pretrained)
+        self.parent_seconds = train(model, records, self.parent).seconds
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        torch.save(model.backbone.state_dict(), partial)
+        os.replace(partial, path)  # atomic: a worker never reads half a file
+        return path

@@ -1,0 +1,163 @@
+"""The apps' typed configs (Hydra structured configs) and their validation.
+
+Every config group has a schema: the dataclass of the package that owns the knob (a space's in
+`attnas.space`, an evaluator's and a dataset's in `attnas.evaluators`, a sampler's in
+`attnas.search.samplers`). `register_configs()` puts them in Hydra's ConfigStore as
+`<group>/base_<kind>`, and each yaml in `conf/<group>/` extends one of them, setting only what
+that option changes. After composition, `typed()` checks every key against its schema (Hydra
+lets `+key=value` through, and OmegaConf would drop it silently) and returns dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+
+from attnas.evaluators import EVALUATORS
+from attnas.evaluators.config import (
+    CUHK03Config,
+    DatasetConfig,
+    DeviceConfig,
+    SplitDatasetConfig,
+    SyntheticDatasetConfig,
+)
+from attnas.search.samplers import SAMPLERS
+from attnas.space import SpaceConfig
+
+
+@dataclass
+class SearchConfig:
+    """`attnas-search`: the groups, then the study's own knobs."""
+
+    space: Any = MISSING
+    dataset: Any = MISSING
+    evaluator: Any = MISSING
+    sampler: Any = MISSING
+    device: Any = MISSING
+    study_name: str = "attnas-${space.backbone}-${dataset.name}-${evaluator.name}"
+    # SQLite file in the run folder (stable per study, so the same command resumes); any Optuna
+    # storage URL works: postgresql://..., mysql://..., or journal:PATH for a journal file
+    storage: str = "sqlite:///${hydra:runtime.output_dir}/study.db"
+    n_trials: int = 10  # finished trials the study should hold; a resumed run only adds the rest
+    timeout: Optional[float] = None  # seconds for this process
+    seed: int = 0
+    workers: int = 1  # parallel trials in this process (threads); start more processes for more
+    enqueue_references: bool = True  # plain backbone + the paper's configurations first
+    constraints: dict[str, float] = field(default_factory=dict)  # {latency_ratio: 1.10}: feasible when within
+    heartbeat_interval: Optional[int] = 60  # RDB storage: a dead worker's trial is failed after grace_period ...
+    grace_period: Optional[int] = 300
+    max_retry: int = 2  # ... and retried up to this many times
+    duplicate_wait: float = 7200.0  # seconds to wait for another worker training the same spec
+    report: bool = True  # write the dashboard at the end (attnas-report)
+    progress: bool = True
+
+
+@dataclass
+class ReportConfig:
+    """`attnas-report storage=... study_name=...`"""
+
+    storage: str = MISSING
+    study_name: str = MISSING
+    out: str = "runs/${study_name}/report"
+
+
+@dataclass
+class ExportConfig:
+    """`attnas-export storage=... study_name=... pick=knee`"""
+
+    storage: str = MISSING
+    study_name: str = MISSING
+    pick: str = "knee"  # knee | max_map | METRIC<=VALUE, e.g. latency<=1.05
+    out: str = "runs/${study_name}/export"
+    model: bool = False  # also write state_dict, TorchScript and ONNX (when onnx is installed)
+    weights: Optional[str] = None  # a trained state_dict from attnas-train
+    input_size: list[int] = field(default_factory=lambda: [256, 128])
+
+
+#: schemas of the dataset configs by kind (`conf/dataset/*.yaml` extend one of them)
+DATASET_SCHEMAS = {"dataset": DatasetConfig, "split_dataset": SplitDatasetConfig, "cuhk03": CUHK03Config,
+                   "synthetic": SyntheticDatasetConfig}
+
+
+def register_configs() -> None:
+    """Put every schema in Hydra's ConfigStore (idempotent); call before composing."""
+    store = ConfigStore.instance()
+    store.store(name="search_schema", node=SearchConfig)
+    store.store(name="report_schema", node=ReportConfig)
+    store.store(name="export_schema", node=ExportConfig)
+    store.store(group="space", name="base_space", node=SpaceConfig)
+    store.store(group="device", name="base_device", node=DeviceConfig)
+    for kind, schema in DATASET_SCHEMAS.items():
+        store.store(group="dataset", name=f"base_{kind}", node=schema)
+    for kind, evaluator in EVALUATORS.items():
+        store.store(group="evaluator", name=f"base_{kind}", node=evaluator.config_class)
+    for name, (schema, _) in SAMPLERS.items():
+        store.store(group="sampler", name=f"base_{name}", node=schema)
+
+
+class ConfigError(ValueError):
+    """A config that cannot be run; the message is one line and names what is valid."""
+
+
+def check_keys(node: Any, path: str = "") -> None:
+    """Refuse keys that the node's schema does not have, naming the valid ones."""
+    if isinstance(node, DictConfig):
+        schema = OmegaConf.get_type(node)
+        if dataclasses.is_dataclass(schema):
+            valid = [f.name for f in dataclasses.fields(schema)]
+            for key in node.keys():
+                if key not in valid:
+                    where = path or "the config"
+                    raise ConfigError(f"unknown key {key!r} in {where}; valid keys: {', '.join(valid)}")
+        for key in node.keys():
+            check_keys(node._get_node(key), f"{path}.{key}" if path else str(key))
+    elif isinstance(node, ListConfig):
+        for index, item in enumerate(node._iter_ex(resolve=False)):
+            check_keys(item, f"{path}[{index}]")
+
+
+def missing_keys(node: Any, path: str = "") -> list[str]:
+    """Mandatory values (`???`) left unset, without resolving interpolations."""
+    found = []
+    if isinstance(node, DictConfig):
+        for key in node.keys():
+            child = node._get_node(key)
+            where = f"{path}.{key}" if path else str(key)
+            found += [where] if child._is_missing() else missing_keys(child, where)
+    return found
+
+
+def typed(cfg: DictConfig) -> Any:
+    """The composed config as dataclasses, after checking every key against its schema."""
+    check_keys(cfg)
+    try:
+        return OmegaConf.to_object(cfg)
+    except Exception as error:  # noqa: BLE001 - OmegaConf's validation errors: one line, with the key
+        raise ConfigError(describe_config_error(error)) from None
+
+
+def describe_config_error(error: BaseException) -> str:
+    """One line from Hydra's and OmegaConf's multi-line messages (the cause carries the key)."""
+    cause = error
+    while cause.__cause__ is not None and not hasattr(cause, "full_key"):
+        cause = cause.__cause__
+    full_key = getattr(cause, "full_key", None)
+    schema = getattr(cause, "object_type", None)
+    first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    if "not in" in first and dataclasses.is_dataclass(schema):
+        key = getattr(cause, "key", full_key)
+        parent = full_key.rsplit(".", 1)[0] if full_key and "." in full_key else "the config"
+        valid = ", ".join(f.name for f in dataclasses.fields(schema))
+        return f"unknown key {key!r} in {parent}; valid keys: {valid}"
+    missing_option = re.search(r"Could not find '([^/']+)/([^']+)'", str(error))
+    if missing_option:  # a group option that does not exist: list the group's options (schemas aside)
+        group, option = missing_option.groups()
+        listed = str(error).split("Available options in", 1)[-1].split("Config search path", 1)[0]
+        options = [line.strip() for line in listed.splitlines()[1:] if line.strip() and not line.strip().startswith("base_")]
+        return f"no {group} option {option!r}; valid options: {', '.join(options)}"
+    return f"{full_key}: {first}" if full_key else first

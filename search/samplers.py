@@ -1,0 +1,68 @@
+"""Optuna samplers by config name, each with its typed config (one default per knob)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import optuna
+
+
+@dataclass
+class SamplerConfig:
+    name: str = "nsga2"
+
+
+@dataclass
+class NSGA2Config(SamplerConfig):
+    name: str = "nsga2"
+    population_size: int = 20
+    mutation_prob: Optional[float] = None
+    crossover_prob: float = 0.9
+
+
+@dataclass
+class TPEConfig(SamplerConfig):
+    name: str = "tpe"
+    multivariate: bool = True  # independent TPE re-proposes far more duplicates on categorical spaces
+    group: bool = True
+    n_startup_trials: int = 10
+    constant_liar: bool = True
+
+
+@dataclass
+class GPConfig(SamplerConfig):
+    name: str = "gp"
+    n_startup_trials: int = 10
+
+
+@dataclass
+class RandomConfig(SamplerConfig):
+    name: str = "random"
+
+
+@dataclass
+class BruteForceConfig(SamplerConfig):
+    name: str = "bruteforce"  # exhaustive; for small spaces (the study stops when every spec was tried)
+
+
+#: sampler name -> (config class, factory(config, seed))
+SAMPLERS: dict[str, tuple[type[SamplerConfig], Callable[[Any, Optional[int]], optuna.samplers.BaseSampler]]] = {
+    "nsga2": (NSGA2Config, lambda c, seed: optuna.samplers.NSGAIISampler(
+        population_size=c.population_size, mutation_prob=c.mutation_prob, crossover_prob=c.crossover_prob, seed=seed)),
+    "tpe": (TPEConfig, lambda c, seed: optuna.samplers.TPESampler(
+        multivariate=c.multivariate, group=c.group, n_startup_trials=c.n_startup_trials, constant_liar=c.constant_liar,
+        seed=seed)),
+    "gp": (GPConfig, lambda c, seed: optuna.samplers.GPSampler(n_startup_trials=c.n_startup_trials, seed=seed)),
+    "random": (RandomConfig, lambda c, seed: optuna.samplers.RandomSampler(seed=seed)),
+    "bruteforce": (BruteForceConfig, lambda c, seed: optuna.samplers.BruteForceSampler(seed=seed)),
+}
+
+
+def make_sampler(cfg: SamplerConfig, seed: int | None) -> optuna.samplers.BaseSampler:
+    if cfg.name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {cfg.name!r}; valid samplers: {', '.join(SAMPLERS)}")
+    config_class, factory = SAMPLERS[cfg.name]
+    if not isinstance(cfg, config_class):  # a plain SamplerConfig naming a sampler: its defaults
+        cfg = config_class()
+    return factory(cfg, seed)
