@@ -36,6 +36,10 @@ class EvaluatorConfig:
     name: str = "proxy"  # names the study and its folder
     objectives: list[str] = field(default_factory=lambda: ["mAP", "latency_ratio"])
     latency: LatencySettings = field(default_factory=LatencySettings)
+    # training seeds per spec (seed, seed+1, ...): their mean is the objective, their spread the
+    # noise floor; the references enqueued first get more, so every study measures its noise
+    repeats: int = 1
+    reference_repeats: int = 3
 
 
 @dataclass

@@ -61,6 +61,9 @@ BUDGETS: dict[str, TrainConfig] = {
     "full": TrainConfig(),
     "proxy": TrainConfig(height=64, width=32, epochs=6, p=8, k=4, lr=1e-3, warmup_epochs=1, schedule="cosine",
                          max_ids=96, max_batches_per_epoch=16, random_erasing=0.0),
+    # candidates that start from a trained parent fine-tune it: the parent's lower learning rate
+    "finetune": TrainConfig(height=64, width=32, epochs=4, p=8, k=4, lr=3.5e-4, warmup_epochs=1, schedule="cosine",
+                            max_ids=96, max_batches_per_epoch=16, random_erasing=0.0),
     # the plain backbone trained once per search, when candidates inherit its weights (evaluator
     # `parent: parent`); its cost is paid once, not per candidate
     "parent": TrainConfig(height=64, width=32, epochs=30, p=8, k=4, lr=1e-3, warmup_epochs=2, schedule="cosine",

@@ -15,9 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import optuna
 import pandas as pd
+from scipy import stats
 from optuna.trial import FrozenTrial, TrialState
 
-from attnas.search.rules import effects_frame, fit_effects, rules_in_words
+from attnas.evaluators.metric_registry import METRICS
+from attnas.search.noise import NoiseFloor, noise_floors
+from attnas.search.rules import Rules, effects_frame, fit_effects, rules_in_words
 from attnas.space import ArchSpec
 
 
@@ -26,12 +29,18 @@ class StudyView:
     study: optuna.Study
     objectives: list[str]
     directions: list[str]
-    architectures: pd.DataFrame  # one row per spec
-    front: pd.DataFrame  # Pareto-optimal feasible architectures, sorted by the first objective
+    architectures: pd.DataFrame  # one row per spec, with `<objective>_se`, `_lo`, `_hi` and `p_front`
+    front: pd.DataFrame  # Pareto-optimal feasible architectures (point estimates), by the first objective
+    noise_floor: dict[str, NoiseFloor]  # pooled seed noise of each seeded metric, over the whole study
 
     @property
     def backbone(self) -> str:
         return ArchSpec.parse(self.architectures["spec"].iloc[0]).backbone
+
+    @property
+    def uncertainty_known(self) -> bool:
+        """Whether every objective has a standard error (a seeded one needs the noise floor)."""
+        return bool(np.isfinite(self.architectures[[f"{o}_se" for o in self.objectives]].to_numpy(dtype=float)).all())
 
 
 def objectives_of(study: optuna.Study) -> list[str]:
@@ -43,26 +52,29 @@ def _feasible(trial: FrozenTrial) -> bool:
     return all(v <= 0 for v in trial.constraints.values())
 
 
+def _seeds(trial: FrozenTrial) -> int:
+    return len((trial.user_attrs.get("per_seed") or {}).get("seeds", [])) or 1
+
+
 def architectures(study: optuna.Study) -> pd.DataFrame:
-    """First complete trial per spec, with every metric, feasibility and reference label."""
+    """One row per spec: the trial that knows it best (most seeds) gives its values; `number` is
+    the trial that first evaluated it, `times_proposed` how often the sampler proposed it."""
     names = objectives_of(study)
-    rows, seen = [], {}
+    groups: dict[str, list[FrozenTrial]] = {}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        spec = trial.user_attrs.get("spec")
-        if spec is None:
-            continue
-        if spec in seen:
-            rows[seen[spec]]["times_proposed"] += 1
-            continue
-        seen[spec] = len(rows)
-        metrics = trial.user_attrs.get("metrics", {})
-        row = {"number": trial.number, "spec": spec, "num_blocks": ArchSpec.parse(spec).num_blocks,
-               "feasible": _feasible(trial), "reference": bool(trial.user_attrs.get("reference", False)),
-               "times_proposed": 1, **{f"c_{k}": v for k, v in trial.constraints.items()}}
-        row.update({name: value for name, value in zip(names, trial.values)})
-        row.update({k: v for k, v in metrics.items() if k not in row})
+        if trial.user_attrs.get("spec") is not None:
+            groups.setdefault(trial.user_attrs["spec"], []).append(trial)
+    rows = []
+    for spec, trials in groups.items():
+        best = max(trials, key=lambda t: (_seeds(t), -t.number))
+        row = {"number": min(t.number for t in trials), "spec": spec, "num_blocks": ArchSpec.parse(spec).num_blocks,
+               "seeds": _seeds(best), "feasible": _feasible(best),
+               "reference": any(t.user_attrs.get("reference", False) for t in trials),
+               "times_proposed": len(trials), **{f"c_{k}": v for k, v in best.constraints.items()}}
+        row.update({name: value for name, value in zip(names, best.values)})
+        row.update({k: v for k, v in best.user_attrs.get("metrics", {}).items() if k not in row})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).sort_values("number").reset_index(drop=True) if rows else pd.DataFrame()
 
 
 def pareto_mask(values: np.ndarray, directions: list[str]) -> np.ndarray:
@@ -75,6 +87,53 @@ def pareto_mask(values: np.ndarray, directions: list[str]) -> np.ndarray:
     return ~dominated
 
 
+def probability_non_dominated(means: np.ndarray, ses: np.ndarray, directions: list[str], draws: int = 2000,
+                              seed: int = 0, chunk: int = 50) -> np.ndarray:
+    """Per row, the share of Monte Carlo draws (each objective ~ Normal(mean, se), independent)
+    in which the row is non-dominated. Seeded: the same study gives the same numbers."""
+    n, d = means.shape
+    if n == 0:
+        return np.zeros(0)
+    sign = np.where(np.array(directions) == "maximize", -1.0, 1.0)
+    rng = np.random.default_rng(seed)
+    hits = np.zeros(n)
+    for start in range(0, draws, chunk):
+        size = min(chunk, draws - start)
+        loss = (means[None] + rng.standard_normal((size, n, d)) * ses[None]) * sign  # (draws, n, d)
+        le = (loss[:, :, None, :] <= loss[:, None, :, :]).all(-1)  # [k, j, i]: j at least as good as i everywhere
+        lt = (loss[:, :, None, :] < loss[:, None, :, :]).any(-1)
+        dominated = (le & lt).any(axis=1)  # some j dominates i
+        hits += (~dominated).sum(axis=0)
+    return hits / draws
+
+
+def t_factor(dof: float) -> float:
+    """How much wider a 95% interval is when the SD behind it comes from `dof` degrees of freedom
+    (Student's t over the normal quantile): 2.2 for 2, 1.18 for 8, 1 for exact SDs."""
+    return 1.0 if not np.isfinite(dof) else float(stats.t.ppf(0.975, dof) / stats.norm.ppf(0.975))
+
+
+def standard_errors(table: pd.DataFrame, objectives: list[str], floors: dict[str, NoiseFloor]) -> pd.DataFrame:
+    """`<objective>_se`: seeded metrics from the study's final noise floor over sqrt(seeds) (NaN
+    without one); measured costs from their own standard error (`latency_ratio_se`); FLOPs and
+    params are exact (0). The 95% intervals `_lo`/`_hi` use Student's t for a noise floor
+    estimated from few degrees of freedom."""
+    for name in objectives:
+        widen = 1.0
+        if name in METRICS and METRICS[name].seeded:
+            floor = floors.get(name)
+            se = table["seeds"].map(floor.se) if floor is not None else pd.Series(np.nan, index=table.index)
+            widen = t_factor(floor.dof) if floor is not None else 1.0
+        elif f"{name}_se" in table:
+            se = table[f"{name}_se"].astype(float)
+        else:
+            se = pd.Series(0.0, index=table.index)
+        table[f"{name}_se"] = se.astype(float)
+        table[f"{name}_lo"] = table[name] - 1.96 * widen * table[f"{name}_se"]
+        table[f"{name}_hi"] = table[name] + 1.96 * widen * table[f"{name}_se"]
+    return table
+
+
 def view(study: optuna.Study) -> StudyView:
     names = objectives_of(study)
     dirs = [d.name.lower() for d in study.directions]
@@ -83,11 +142,90 @@ def view(study: optuna.Study) -> StudyView:
         states = {s.name: n for s in TrialState if (n := len(study.get_trials(deepcopy=False, states=(s,))))}
         raise ValueError(f"study {study.study_name!r} has no completed trial with a spec (trials by state: {states or 'none'}); "
                          f"run attnas-search first")
-    # Optuna's own front (feasible only), then one row per architecture
-    best = {t.user_attrs.get("spec") for t in study.best_trials}
-    front = table[table["spec"].isin(best)].sort_values(names[0], ascending=dirs[0] == "minimize")
-    table["on_front"] = table["spec"].isin(best)
-    return StudyView(study, names, dirs, table, front.reset_index(drop=True))
+    seeded = [m.name for m in METRICS.values() if m.seeded]
+    floors = noise_floors(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), seeded)
+    table = standard_errors(table, names, floors)
+    feasible = table["feasible"].to_numpy(dtype=bool)
+    values = table[names].to_numpy(dtype=float)
+    table["on_front"] = False
+    table.loc[feasible, "on_front"] = pareto_mask(values[feasible], dirs)
+    # draws as wide as the intervals: SEs widened for a noise floor from few degrees of freedom
+    widen = [t_factor(floors[o].dof) if o in floors else 1.0 for o in names]
+    ses = np.nan_to_num(table[[f"{o}_se" for o in names]].to_numpy(dtype=float)) * np.array(widen)
+    table["p_front"] = 0.0
+    table.loc[feasible, "p_front"] = probability_non_dominated(values[feasible], ses[feasible], dirs)
+    table = gains_over_plain(table, names, dirs)
+    front = table[table["on_front"]].sort_values(names[0], ascending=dirs[0] == "minimize")
+    return StudyView(study, names, dirs, table, front.reset_index(drop=True), floors)
+
+
+def accuracy_objective(objectives: list[str]) -> str | None:
+    """The first objective that training seeds move (mAP, rank-1, ...), if any."""
+    return next((o for o in objectives if o in METRICS and METRICS[o].seeded), None)
+
+
+def gains_over_plain(table: pd.DataFrame, objectives: list[str], directions: list[str]) -> pd.DataFrame:
+    """`gain`, `gain_se`, `gain_z`: each architecture's improvement over the plain backbone on the
+    accuracy objective, the standard error of that difference (independent runs:
+    sqrt(se_a^2 + se_plain^2)) and their ratio. NaN when there is no accuracy objective or no
+    plain backbone in the study."""
+    name = accuracy_objective(objectives)
+    plain = table[table["num_blocks"] == 0]
+    if name is None or plain.empty:
+        table["gain"] = table["gain_se"] = table["gain_z"] = np.nan
+        return table
+    sign = 1.0 if directions[objectives.index(name)] == "maximize" else -1.0
+    base = plain.iloc[0]
+    table["gain"] = sign * (table[name] - base[name])
+    table["gain_se"] = np.sqrt(table[f"{name}_se"] ** 2 + base[f"{name}_se"] ** 2)
+    table["gain_z"] = table["gain"] / table["gain_se"]
+    table.loc[table["num_blocks"] == 0, ["gain", "gain_z"]] = 0.0
+    return table
+
+
+@dataclass
+class Verdict:
+    """Does any candidate beat the plain backbone beyond seed noise?"""
+
+    objective: str | None
+    plain: str | None
+    min_gain_se: float
+    significant: list[str]  # specs whose gain exceeds `threshold` standard errors
+    threshold: float  # min_gain_se, widened by Student's t for a noise floor from few degrees of freedom
+    best_spec: str | None
+    best_gain: float
+    best_se: float
+
+    def sentence(self) -> str:
+        if self.objective is None:
+            return "no objective depends on the training seed: nothing to test against seed noise"
+        if self.plain is None:
+            return (f"the plain backbone was not evaluated, so no gain in {self.objective} can be tested; "
+                    f"enqueue it (space.references) and search again")
+        m = METRICS[self.objective]
+        best = m.format(self.best_gain, self.best_se, signed=True) if self.best_spec else "n/a"
+        needed = f"{self.min_gain_se:g}" + (f" (widened to {self.threshold:.2g} for the noise floor's few degrees of "
+                                            f"freedom)" if self.threshold > self.min_gain_se * 1.001 else "")
+        if not self.significant:
+            return (f"no candidate beats {self.plain} beyond seed noise at this budget: best {best} "
+                    f"({self.best_spec}); a gain must exceed {needed} standard errors")
+        return (f"{len(self.significant)} candidate(s) beat {self.plain} by more than {needed} standard "
+                f"errors of {self.objective}; best {best} ({self.best_spec})")
+
+
+def verdict(v: StudyView, min_gain_se: float = 2.0) -> Verdict:
+    name = accuracy_objective(v.objectives)
+    table = v.architectures
+    plain = table[table["num_blocks"] == 0]
+    if name is None or plain.empty:
+        return Verdict(name, None if plain.empty else plain.iloc[0]["spec"], min_gain_se, [], min_gain_se, None, np.nan, np.nan)
+    threshold = min_gain_se * (t_factor(v.noise_floor[name].dof) if name in v.noise_floor else 1.0)
+    candidates = table[(table["num_blocks"] > 0) & table["feasible"]]
+    significant = candidates[candidates["gain_z"] > threshold]
+    best = candidates.sort_values("gain", ascending=False).iloc[0] if not candidates.empty else None
+    return Verdict(name, plain.iloc[0]["spec"], min_gain_se, list(significant["spec"]), threshold,
+                   None if best is None else best["spec"], np.nan if best is None else float(best["gain"]),
+                   np.nan if best is None else float(best["gain_se"]))
 
 
 def _hypervolume_figure(study: optuna.Study, reference: np.ndarray):
@@ -148,27 +286,32 @@ class Analysis:
     reference: np.ndarray
     hypervolume: float
     history: pd.DataFrame
-    position_effects: pd.DataFrame  # first objective, per (block, position)
-    stage_effects: pd.DataFrame  # every objective, per (block, stage)
+    position_effects: pd.DataFrame  # every objective, per (block, position), with 95% intervals
+    stage_effects: pd.DataFrame  # every objective, per (block, stage), with 95% intervals
     importances: pd.DataFrame
-    rules: list[str]
+    rules: Rules
+    verdict: Verdict
 
     @property
     def duplicate_trials(self) -> int:
         return int(self.view.architectures["times_proposed"].sum() - len(self.view.architectures))
 
 
-def analyse(study: optuna.Study) -> Analysis:
+def analyse(study: optuna.Study, min_gain_se: float = 2.0) -> Analysis:
     v = view(study)
     reference = default_reference(v.architectures, v.objectives, v.directions)
     feasible = v.architectures[v.architectures["feasible"]]
+    widen = {name: t_factor(floor.dof) for name, floor in v.noise_floor.items()}
+    stage = fit_effects(v.architectures, v.objectives, "stage", widen=widen)
+    position = fit_effects(v.architectures, v.objectives, "position", widen=widen)
     return Analysis(
         view=v,
         reference=reference,
         hypervolume=hypervolume(feasible[v.objectives].to_numpy(dtype=float), v.directions, reference),
         history=hypervolume_history(study, reference),
-        position_effects=effects_frame(fit_effects(v.architectures, v.objectives[:1], "position")),
-        stage_effects=effects_frame(fit_effects(v.architectures, v.objectives, "stage")),
+        position_effects=effects_frame(position),
+        stage_effects=effects_frame(stage),
         importances=parameter_importances(study, v.directions[0]),
-        rules=rules_in_words(v.architectures, v.front, v.objectives),
+        rules=rules_in_words(v.architectures, v.front, v.objectives, stage, position),
+        verdict=verdict(v, min_gain_se),
     )

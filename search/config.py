@@ -73,6 +73,8 @@ class ExportConfig:
     storage: str = MISSING
     study_name: str = MISSING
     pick: str = "knee"  # knee | max_map | METRIC<=VALUE, e.g. latency<=1.05
+    min_gain_se: float = 2.0  # consider only candidates beating the plain backbone by this many standard errors
+    allow_insignificant: bool = False  # export even when none does (the verdict is written with it)
     out: str = "runs/${study_name}/export"
     model: bool = False  # also write state_dict, TorchScript and ONNX (when onnx is installed)
     weights: Optional[str] = None  # a trained state_dict from attnas-train

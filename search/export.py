@@ -15,7 +15,8 @@ import torch
 import yaml
 
 from attnas.models import build_model
-from attnas.search.analysis import StudyView, view
+from attnas.evaluators.metric_registry import METRICS
+from attnas.search.analysis import StudyView, Verdict, pareto_mask, verdict, view
 from attnas.space import ArchSpec
 
 _BOUND = re.compile(r"^(?P<metric>\w+)\s*(?P<op><=|>=|<|>)\s*(?P<value>[-+0-9.eE]+)$")
@@ -46,35 +47,55 @@ def knee(front: pd.DataFrame, objectives: list[str], directions: list[str]) -> i
     return int(front.index[int(np.argmax(distance))])
 
 
-def pick(v: StudyView, rule: str) -> pd.Series:
+class InsignificantError(ValueError):
+    """No candidate beats the plain backbone beyond seed noise; the message is the verdict."""
+
+
+def pick(v: StudyView, rule: str, min_gain_se: float = 2.0, allow_insignificant: bool = False) -> tuple[pd.Series, Verdict]:
     """`knee`, `max_map` (best first objective), or a bound such as `latency<=1.05` (best first
-    objective among feasible architectures meeting it; `latency` means `latency_ratio`)."""
-    front, first = v.front, v.objectives[0]
-    if front.empty:
-        raise ValueError(f"study {v.study.study_name!r} has no feasible architecture on its front; relax the constraints "
-                         f"or pick by a bound, e.g. pick='latency<=1.2'")
-    ascending = v.directions[0] == "minimize"
+    objective among feasible architectures meeting it; `latency` means `latency_ratio`).
+
+    Only architectures whose gain over the plain backbone on the accuracy objective exceeds
+    `min_gain_se` standard errors of the difference are considered (studies whose objectives
+    do not depend on the seed have nothing to test). When none does, `InsignificantError` says
+    so, unless `allow_insignificant`: then every feasible architecture is considered and the
+    verdict goes with the export."""
+    judged = verdict(v, min_gain_se)
+    first, ascending = v.objectives[0], v.directions[0] == "minimize"
+    table = v.architectures[v.architectures["feasible"]]
+    if table.empty:
+        raise ValueError(f"study {v.study.study_name!r} has no feasible architecture; relax the constraints")
+    if judged.objective is not None:
+        pool = table[table["spec"].isin(judged.significant)]
+        if pool.empty:
+            if not allow_insignificant:
+                raise InsignificantError(judged.sentence() + "; allow_insignificant=true exports anyway, with this verdict")
+            pool = table
+    else:
+        pool = table
     if rule == "knee":
-        return front.loc[knee(front, v.objectives, v.directions)]
+        front = pool[pareto_mask(pool[v.objectives].to_numpy(dtype=float), v.directions)]
+        front = front.sort_values(first, ascending=ascending)
+        return front.loc[knee(front, v.objectives, v.directions)], judged
     if rule in ("max_map", f"best_{first}"):
-        return front.sort_values(first, ascending=ascending).iloc[0]
+        return pool.sort_values(first, ascending=ascending).iloc[0], judged
     match = _BOUND.match(rule.replace(" ", ""))
     if match is None:
         raise ValueError(f"unknown pick {rule!r}; use knee, max_map, or METRIC<=VALUE such as latency<=1.05")
-    metric = "latency_ratio" if match["metric"] == "latency" else match["metric"]
-    table = v.architectures[v.architectures["feasible"]]
-    if metric not in table:
-        raise ValueError(f"pick {rule!r} names {metric!r}, which the study does not record; recorded: "
-                         f"{', '.join(c for c in table.columns if table[c].dtype.kind == 'f')}")
+    name = "latency_ratio" if match["metric"] == "latency" else match["metric"]
+    if name not in pool:
+        recorded = [m for m in METRICS if m in pool]
+        raise ValueError(f"pick {rule!r} names {name!r}, which the study does not record; recorded: {', '.join(recorded)}")
     ops = {"<=": np.less_equal, ">=": np.greater_equal, "<": np.less, ">": np.greater}
-    chosen = table[ops[match["op"]](table[metric], float(match["value"]))]
+    chosen = pool[ops[match["op"]](pool[name], float(match["value"]))]
     if chosen.empty:
-        raise ValueError(f"no feasible architecture has {metric} {match['op']} {match['value']}; the range seen is "
-                         f"{table[metric].min():.4g}..{table[metric].max():.4g}")
-    return chosen.sort_values(first, ascending=ascending).iloc[0]
+        raise ValueError(f"no {'feasible' if pool is table else 'significant'} architecture has {name} {match['op']} "
+                         f"{match['value']}; the range seen is {pool[name].min():.4g}..{pool[name].max():.4g}")
+    return chosen.sort_values(first, ascending=ascending).iloc[0], judged
 
 
-_BOOKKEEPING = ("spec", "number", "num_blocks", "feasible", "on_front", "reference", "times_proposed")
+_BOOKKEEPING = ("spec", "number", "num_blocks", "seeds", "feasible", "on_front", "p_front", "reference", "times_proposed",
+                "gain", "gain_se", "gain_z")
 
 
 def _plain(value: Any) -> Any:
@@ -83,14 +104,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def export_spec(study: optuna.Study, rule: str, out_dir: str | Path, storage: str = "") -> tuple[ArchSpec, dict]:
+def export_spec(study: optuna.Study, rule: str, out_dir: str | Path, storage: str = "", min_gain_se: float = 2.0,
+                allow_insignificant: bool = False) -> tuple[ArchSpec, dict]:
     v = view(study)
-    row = pick(v, rule)
+    row, judged = pick(v, rule, min_gain_se, allow_insignificant)
     spec = ArchSpec.parse(row["spec"])
+    significant = row["spec"] in judged.significant
     record = {
         "spec": str(spec),
         **spec.to_dict(),
-        "metrics": {k: _plain(row[k]) for k in row.index if k not in _BOOKKEEPING and not pd.isna(row[k])},
+        "metrics": {k: _plain(row[k]) for k in row.index
+                    if k not in _BOOKKEEPING and not k.endswith(("_lo", "_hi")) and not pd.isna(row[k])},
+        "uncertainty": {"seeds": int(row["seeds"]), "p_front": _plain(row["p_front"]),
+                        "intervals_95": {o: [_plain(row[f"{o}_lo"]), _plain(row[f"{o}_hi"])] for o in v.objectives},
+                        "noise_floor": {k: f.to_dict() for k, f in v.noise_floor.items()}},
+        "verdict": {"significant": bool(significant) if judged.objective else None, "objective": judged.objective,
+                    "versus": judged.plain, "gain": _plain(row["gain"]), "gain_se": _plain(row["gain_se"]),
+                    "min_gain_se": min_gain_se, "study": judged.sentence()},
         "status": {k: _plain(row[k]) for k in ("feasible", "on_front", "reference", "times_proposed") if k in row.index},
         "provenance": {"study": study.study_name, "storage": storage, "trial": int(row["number"]), "pick": rule,
                        "objectives": dict(zip(v.objectives, v.directions)), "config": study.user_attrs},

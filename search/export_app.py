@@ -7,17 +7,23 @@ import sys
 
 from attnas.search.cli import hydra_app
 from attnas.search.config import ExportConfig
-from attnas.search.export import export_model, export_spec, load_study
+from attnas.search.export import InsignificantError, export_model, export_spec, load_study
 
 log = logging.getLogger("attnas.export")
 
 
 def run(cfg: ExportConfig) -> None:
     try:
-        spec, record = export_spec(load_study(cfg.storage, cfg.study_name), str(cfg.pick), cfg.out, cfg.storage)
+        spec, record = export_spec(load_study(cfg.storage, cfg.study_name), str(cfg.pick), cfg.out, cfg.storage,
+                                   cfg.min_gain_se, cfg.allow_insignificant)
+    except InsignificantError as error:
+        log.error("%s", error)
+        sys.exit(3)
     except ValueError as error:
         log.error("%s", error)
         sys.exit(2)
+    if record["verdict"]["significant"] is False:
+        log.warning("exported without evidence: %s", record["verdict"]["study"])
     print(f"picked {spec} (trial {record['provenance']['trial']}): "
           + ", ".join(f"{k}={v:.4g}" for k, v in record["metrics"].items() if isinstance(v, float)))
     print(f"wrote {cfg.out}/architecture.yaml and architecture.json")

@@ -1,5 +1,8 @@
 """The study report: a self-contained HTML dashboard (Plotly, no server, no network) and a
-machine-readable summary (JSON + CSV)."""
+machine-readable summary (JSON + CSV). Everything here draws what `analysis` computed; every
+number shown carries its uncertainty (95% intervals, the probability of being on the front,
+the study's seed noise) and the verdict says whether any candidate beats the plain backbone
+beyond that noise."""
 
 from __future__ import annotations
 
@@ -17,53 +20,65 @@ from attnas.models.backbones import layout
 from attnas.search.analysis import Analysis, StudyView, analyse
 
 
-
 def _hover(row, names) -> str:
-    metrics = ", ".join(f"{n}={row[n]:.4g}" for n in names)
-    return f"{row['spec']}<br>{metrics}<br>trial #{row['number']}{' (reference)' if row['reference'] else ''}"
+    metrics = ", ".join(f"{n}={row[n]:.4g} [{row[f'{n}_lo']:.4g}, {row[f'{n}_hi']:.4g}]" for n in names)
+    return (f"{row['spec']}<br>{metrics}<br>P(on front)={row['p_front']:.2f}, {row['seeds']} seed(s)<br>"
+            f"trial #{row['number']}{' (reference)' if row['reference'] else ''}")
+
+
+def _errors(frame: pd.DataFrame, name: str) -> dict:
+    half = (frame[f"{name}_hi"] - frame[f"{name}_lo"]) / 2
+    return dict(type="data", array=half.fillna(0).tolist(), visible=True, thickness=1)
 
 
 def front_figure(v: StudyView) -> go.Figure:
+    """Every architecture once, with 95% error bars, coloured by its probability of being on the front."""
     y_name, x_name = v.objectives[0], v.objectives[-1]
     t = v.architectures
     fig = go.Figure()
     for label, mask, symbol in (("feasible", t["feasible"], "circle"), ("infeasible", ~t["feasible"], "x")):
-        part = t[mask & ~t["reference"]]
-        fig.add_trace(go.Scatter(x=part[x_name], y=part[y_name], mode="markers", name=f"{label} ({len(part)})",
-                                 marker=dict(symbol=symbol, size=8, opacity=0.6),
-                                 hovertext=[_hover(r, v.objectives) for _, r in part.iterrows()], hoverinfo="text"))
+        part = t[mask]
+        fig.add_trace(go.Scatter(
+            x=part[x_name], y=part[y_name], mode="markers", name=f"{label} ({len(part)})",
+            error_x=_errors(part, x_name), error_y=_errors(part, y_name),
+            marker=dict(symbol=symbol, size=9, color=part["p_front"], colorscale="Viridis", cmin=0, cmax=1,
+                        showscale=label == "feasible", colorbar=dict(title="P(on front)", x=1.02)),
+            hovertext=[_hover(r, v.objectives) for _, r in part.iterrows()], hoverinfo="text"))
     refs = t[t["reference"]]
-    fig.add_trace(go.Scatter(x=refs[x_name], y=refs[y_name], mode="markers+text", name="references",
-                             text=refs["spec"], textposition="top center", marker=dict(symbol="diamond", size=11),
-                             hovertext=[_hover(r, v.objectives) for _, r in refs.iterrows()], hoverinfo="text"))
+    fig.add_trace(go.Scatter(x=refs[x_name], y=refs[y_name], mode="markers+text", name="references", text=refs["spec"],
+                             textposition="top center", marker=dict(symbol="diamond-open", size=14, color="black"),
+                             hoverinfo="skip"))
     front = v.front.sort_values(x_name)
-    fig.add_trace(go.Scatter(x=front[x_name], y=front[y_name], mode="lines+markers", name=f"Pareto front ({len(front)})",
-                             line=dict(shape="hv", width=2), marker=dict(size=11, line=dict(width=1)),
-                             hovertext=[_hover(r, v.objectives) for _, r in front.iterrows()], hoverinfo="text"))
-    fig.update_layout(title=f"{y_name} vs {x_name}: every architecture once", xaxis_title=x_name, yaxis_title=y_name,
-                      height=520, legend=dict(orientation="h", y=-0.2))
+    fig.add_trace(go.Scatter(x=front[x_name], y=front[y_name], mode="lines", name=f"Pareto front of the means ({len(front)})",
+                             line=dict(shape="hv", width=2, color="gray"), hoverinfo="skip"))
+    fig.update_layout(title=f"{y_name} vs {x_name}: every architecture once, 95% intervals", xaxis_title=x_name,
+                      yaxis_title=y_name, height=540, legend=dict(orientation="h", y=-0.2))
     return fig
 
 
 def hypervolume_figure(history: pd.DataFrame) -> go.Figure:
     fig = go.Figure(go.Scatter(x=history["trial"], y=history["hypervolume"], mode="lines+markers"))
-    fig.update_layout(title="hypervolume of the feasible trials so far", xaxis_title="trial", yaxis_title="hypervolume", height=360)
+    fig.update_layout(title="hypervolume of the feasible trials so far (point estimates)", xaxis_title="trial",
+                      yaxis_title="hypervolume", height=340)
     return fig
 
 
 def heatmap_figure(a: Analysis) -> go.Figure:
-    frame, name = a.position_effects, a.view.objectives[0]
+    name = a.view.objectives[0]
+    frame = a.position_effects[a.position_effects["objective"] == name] if not a.position_effects.empty else a.position_effects
     pos = list(layout(a.view.backbone).positions)
     blocks = list(dict.fromkeys(frame["block"])) if not frame.empty else []
     z = np.full((len(blocks), len(pos)), np.nan)
     text = [["" for _ in pos] for _ in blocks]
     for _, row in frame.iterrows():
         i, j = blocks.index(row["block"]), pos.index(row["where"])
-        z[i, j] = row["estimate"]
-        text[i][j] = f"{row['estimate']:+.3f} ± {row['stderr']:.3f} (n={row['support']})"
-    fig = go.Figure(go.Heatmap(z=z, x=pos, y=blocks, text=text, hoverinfo="x+y+text", colorscale="RdBu",
-                               zmid=0, colorbar=dict(title=f"Δ {name}")))
-    fig.update_layout(title=f"estimated effect on {name} of each block at each position (additive model)", height=380)
+        z[i, j] = row["estimate"] if row["finding"] else 0.0  # only effects the study can tell from noise get colour
+        text[i][j] = (f"{row['estimate']:+.3f} [{row['lo']:+.3f}, {row['hi']:+.3f}] (n={row['support']})"
+                      f"{'' if row['finding'] else ' not distinguishable from noise'}")
+    fig = go.Figure(go.Heatmap(z=z, x=pos, y=blocks, text=text, hoverinfo="x+y+text", colorscale="RdBu", zmid=0,
+                               colorbar=dict(title=f"Δ {name}")))
+    fig.update_layout(title=f"effect on {name} of each block at each position (coloured only where the 95% interval "
+                            f"excludes zero; hover for all)", height=380)
     return fig
 
 
@@ -75,8 +90,10 @@ def stage_figure(a: Analysis) -> go.Figure:
         if part.empty:
             continue
         fig.add_trace(go.Bar(x=part["feature"], y=part["estimate"], name=name,
-                             error_y=dict(type="data", array=part["stderr"])))
-    fig.update_layout(title="effect per block type and stage (additive model, ± one standard error)", barmode="group", height=380)
+                             error_y=dict(type="data", symmetric=False, array=(part["hi"] - part["estimate"]).fillna(0),
+                                          arrayminus=(part["estimate"] - part["lo"]).fillna(0))))
+    fig.update_layout(title="effect per block type and stage (additive model, 95% bootstrap intervals)", barmode="group",
+                      height=380)
     return fig
 
 
@@ -103,16 +120,43 @@ function fallback(text, done) {
 </script>"""
 
 
+def _cell(row, name: str) -> str:
+    lo, hi = row.get(f"{name}_lo"), row.get(f"{name}_hi")
+    if lo is not None and pd.notna(lo) and hi != lo:
+        return f"<td>{row[name]:.4g} <small>[{lo:.4g}, {hi:.4g}]</small></td>"
+    return f"<td>{row[name]:.4g}</td>" if isinstance(row[name], float) else f"<td>{row[name]}</td>"
+
+
 def front_table(v: StudyView) -> str:
-    metric_cols = [c for c in METRICS if c in v.front and METRICS[c].direction]
-    cols = ["number"] + v.objectives + [c for c in metric_cols if c not in v.objectives]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["spec", *cols, ""])
-    rows = []
-    for _, row in v.front.iterrows():
-        cells = "".join(f"<td>{row[c]:.4g}</td>" if isinstance(row[c], float) else f"<td>{row[c]}</td>" for c in cols)
+    """The front of the means, plus any architecture with a fair chance (>= 20%) of being on it."""
+    rows = v.architectures[v.architectures["on_front"] | (v.architectures["p_front"] >= 0.2)]
+    rows = rows.sort_values(["p_front", v.objectives[0]], ascending=[False, v.directions[0] == "minimize"])
+    extra = [c for c in METRICS if c in rows and METRICS[c].direction and c not in v.objectives][:4]
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["spec", *v.objectives, "P(on front)", "seeds",
+                                                           "gain vs plain (z)", *extra, ""])
+    body = []
+    for _, row in rows.iterrows():
         spec = html.escape(row["spec"])
-        rows.append(f"<tr><td><code>{spec}</code></td>{cells}<td><button data-spec=\"{spec}\" onclick=\"copySpec(this)\">copy</button></td></tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        gain = "" if pd.isna(row["gain_z"]) else f"{row['gain']:+.4g} ({row['gain_z']:+.1f})"
+        cells = "".join(_cell(row, n) for n in v.objectives) + f"<td>{row['p_front']:.2f}</td><td>{row['seeds']}</td>"
+        cells += f"<td>{gain}</td>" + "".join(_cell(row, c) for c in extra)
+        body.append(f"<tr><td><code>{spec}</code></td>{cells}<td><button data-spec=\"{spec}\" "
+                    f"onclick=\"copySpec(this)\">copy</button></td></tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def evidence(a: Analysis) -> str:
+    """The noise floor and the verdict, in words."""
+    v, lines = a.view, []
+    for name, floor in v.noise_floor.items():
+        if name in v.objectives:
+            lines.append(f"seed noise of {name}: one run moves by {METRICS[name].format(floor.sd)} (SD) "
+                         f"(pooled over {floor.specs} specs, {floor.seeds} runs, {floor.dof} degrees of freedom)")
+    if not v.uncertainty_known:
+        lines.append("no noise floor: no spec of this study was trained under two or more seeds, so the uncertainty of "
+                     "its accuracy is unknown; set evaluator.reference_repeats >= 2")
+    lines.append(f"verdict: {a.verdict.sentence()}")
+    return "".join(f"<li>{html.escape(line)}</li>" for line in lines)
 
 
 def summary(a: Analysis) -> dict:
@@ -123,10 +167,15 @@ def summary(a: Analysis) -> dict:
         "trials": len(v.study.trials),
         "architectures": len(v.architectures),
         "duplicate_trials": a.duplicate_trials,
+        "noise_floor": {k: f.to_dict() for k, f in v.noise_floor.items()},
+        "verdict": a.verdict.sentence(),
+        "significant": a.verdict.significant,
         "hypervolume": a.hypervolume,
         "hypervolume_reference": a.reference.tolist(),
         "front": json.loads(v.front.to_json(orient="records")),
-        "rules": a.rules,
+        "findings": a.rules.findings,
+        "not_distinguishable": a.rules.noise,
+        "observations": a.rules.observations,
         "study_user_attrs": v.study.user_attrs,
     }
 
@@ -141,13 +190,18 @@ def write_report(study: optuna.Study, out_dir: str | Path) -> dict[str, Path]:
     if importance is not None:
         figures.append(importance)
     parts = [fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=f"fig{i}") for i, fig in enumerate(figures)]
+    items = lambda texts: "".join(f"<li>{html.escape(t)}</li>" for t in texts) or "<li>none</li>"  # noqa: E731
     page = f"""<!DOCTYPE html><html><head><meta charset="utf-8"><title>attnas: {html.escape(study.study_name)}</title>
 <style>body{{font-family:sans-serif;margin:24px;max-width:1200px}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} td:first-child{{text-align:left}}</style>{_COPY_JS}</head><body>
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} td:first-child{{text-align:left}}
+.evidence{{background:#f4f4f4;padding:8px 24px}}</style>{_COPY_JS}</head><body>
 <h1>attnas study <code>{html.escape(study.study_name)}</code></h1>
 <p>{len(study.trials)} trials, {len(v.architectures)} distinct architectures ({a.duplicate_trials} re-proposals counted once),
-{len(v.front)} on the Pareto front; hypervolume {a.hypervolume:.4g} (reference point {np.round(a.reference, 4).tolist()}).</p>
-<h2>Placement rules</h2><ul>{''.join(f'<li>{html.escape(r)}</li>' for r in a.rules)}</ul>
+{len(v.front)} on the Pareto front of the means; hypervolume {a.hypervolume:.4g} (reference point {np.round(a.reference, 4).tolist()}).</p>
+<h2>Evidence</h2><ul class="evidence" id="evidence">{evidence(a)}</ul>
+<h2>Placement rules</h2><h3>Findings (95% interval excludes zero)</h3><ul id="findings">{items(a.rules.findings)}</ul>
+<h3>Not distinguishable from noise</h3><ul id="noise">{items(a.rules.noise)}</ul>
+<h3>What the front holds</h3><ul>{items(a.rules.observations)}</ul>
 {parts[0]}<h2>Pareto front</h2>{front_table(v)}{''.join(parts[1:])}</body></html>"""
     paths = {"html": out / "dashboard.html", "json": out / "summary.json", "front_csv": out / "front.csv",
              "architectures_csv": out / "architectures.csv"}

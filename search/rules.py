@@ -1,33 +1,55 @@
-"""Placement rules: what each (position, block) and each stage does to each objective.
+"""Placement rules: what each block does at each stage (and position) to each objective, with
+intervals that say whether the study can tell.
 
-An additive model over one-hot placement features, fitted per objective by ridge-regularised
-least squares over the unique architectures: y = b0 + sum_j beta_j x_j, where x_j says "block B at
-position P" (or, for the stage model, how many B blocks sit in stage S). Standard errors come from
-the residual variance and (X'X + lambda I)^-1, the usual linear-model uncertainty; they are honest
-only as far as the additive assumption is.
+An additive model over placement features, fitted by ridge-regularised weighted least squares
+over every evaluated architecture: y = b0 + sum_j beta_j x_j, where y is an architecture's mean
+over its seeds and x_j counts "block B in stage S" (or "block B at position P"). Weights are the
+inverse measurement variances when every architecture has one (`<objective>_se`: the study's
+noise floor over sqrt(seeds), the latency's own standard error), else the number of seeds.
+
+The 95% interval of each effect is the wider of two:
+
+* a case bootstrap: architectures are drawn with replacement, the model is refitted, and the
+  2.5 and 97.5 percentiles of the refitted effect are taken (samples lacking the feature are
+  left out); it carries what the additive model misses;
+* the model interval from the measurement noise, estimate +- 1.96 t SE with
+  SE^2 = [A^-1 X'W Sigma W X A^-1]_jj (A = X'WX + ridge), widened by Student's t for a noise
+  floor from few degrees of freedom. A feature seen in one architecture has a residual of
+  zero, so the bootstrap alone would call any seed fluke a finding; this interval does not.
+
+A rule is stated as a finding only when its interval excludes zero and at least two
+architectures have the feature; the others are listed as not distinguishable from noise.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from attnas.evaluators.metric_registry import METRICS, metric
+from attnas.evaluators.metric_registry import METRICS, Metric
 from attnas.models.backbones import layout
 from attnas.space import ArchSpec
 
 
 @dataclass
 class Effect:
-    feature: str  # "cnl@layer3.5" or "cnl@layer3"
-    block: str
-    where: str
+    feature: str  # "cnl@layer3" or "cnl@layer3.5"
+    block: str  # block variant: "cnl", "cnl(r=8)"
+    where: str  # stage or position
     objective: str
     estimate: float
-    stderr: float
+    lo: float  # 95% bootstrap interval
+    hi: float
+    stderr: float  # bootstrap standard deviation of the estimate
     support: int  # architectures that have the feature
+
+    @property
+    def finding(self) -> bool:
+        """The interval excludes zero (and two or more architectures show the feature): the study
+        can tell this effect from noise."""
+        return bool(self.support >= 2 and np.isfinite(self.lo) and (self.lo > 0 or self.hi < 0))
 
 
 def _placements(spec: ArchSpec, level: str) -> list[tuple[str, str]]:
@@ -48,60 +70,107 @@ def _features(specs: list[ArchSpec], level: str) -> tuple[np.ndarray, list[tuple
     return X, list(keys)
 
 
-def fit_effects(table: pd.DataFrame, objectives: list[str], level: str = "position", ridge: float = 1e-3) -> list[Effect]:
-    """Effects of every observed (block, position|stage) on every objective."""
+def _solve(design: np.ndarray, y: np.ndarray, weights: np.ndarray, ridge: float) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge WLS coefficients and A^-1 X'W (to propagate measurement variances)."""
+    penalty = ridge * np.diag([0.0] + [1.0] * (design.shape[1] - 1))  # the intercept is not shrunk
+    weighted = design * weights[:, None]
+    mapping = np.linalg.solve(weighted.T @ design + penalty, weighted.T)  # A^-1 X'W
+    return mapping @ y, mapping
+
+
+def fit_effects(table: pd.DataFrame, objectives: list[str], level: str = "stage", bootstrap: int = 1000,
+                seed: int = 0, ridge: float = 1e-3, widen: dict[str, float] | None = None) -> list[Effect]:
+    """Effects of every observed (block, stage|position) on every objective, with 95% intervals.
+    `widen` maps an objective to the Student-t factor of its noise floor (1 when exact)."""
     specs = [ArchSpec.parse(s) for s in table["spec"]]
     X, keys = _features(specs, level)
     if not keys:
         return []
     design = np.hstack([np.ones((len(X), 1)), X])
+    seeds = table["seeds"].to_numpy(dtype=float) if "seeds" in table else np.ones(len(X))
+    rng = np.random.default_rng(seed)
+    samples = [rng.integers(0, len(X), len(X)) for _ in range(bootstrap)]
     effects = []
     for name in objectives:
         y = table[name].to_numpy(dtype=float)
-        gram = design.T @ design + ridge * np.diag([0.0] + [1.0] * len(keys))
-        inverse = np.linalg.pinv(gram)
-        beta = inverse @ design.T @ y
-        residual = y - design @ beta
-        dof = len(y) - np.linalg.matrix_rank(design)
-        # as many features as architectures: the fit is exact and says nothing about its noise
-        sigma2 = float(residual @ residual) / dof if dof > 0 else float("nan")
-        stderr = np.sqrt(np.clip(np.diag(inverse @ design.T @ design @ inverse) * sigma2, 0, None))
-        for j, (block, where) in enumerate(keys, start=1):
-            effects.append(Effect(f"{block}@{where}", block, where, name, float(beta[j]), float(stderr[j]), int((X[:, j - 1] > 0).sum())))
+        variance = table[f"{name}_se"].to_numpy(dtype=float) ** 2 if f"{name}_se" in table else np.full(len(y), np.nan)
+        known = bool(np.isfinite(variance).all() and (variance > 0).all())
+        weights = 1.0 / variance if known else seeds
+        beta, mapping = _solve(design, y, weights / weights.mean(), ridge)
+        model_se = np.sqrt(np.clip((mapping ** 2) @ np.nan_to_num(variance), 0, None))[1:] if np.isfinite(variance).all() \
+            else np.zeros(len(keys))
+        model_half = 1.96 * (widen or {}).get(name, 1.0) * model_se
+        boot = np.full((bootstrap, len(keys)), np.nan)
+        for b, rows in enumerate(samples):
+            refit = _solve(design[rows], y[rows], (weights / weights.mean())[rows], ridge)[0][1:]
+            present = X[rows].any(axis=0)
+            boot[b, present] = refit[present]
+        for j, (block, where) in enumerate(keys):
+            column = boot[:, j][np.isfinite(boot[:, j])]
+            lo, hi = np.percentile(column, [2.5, 97.5]) if len(column) >= 20 else (-np.inf, np.inf)
+            estimate = float(beta[j + 1])
+            lo, hi = min(lo, estimate - model_half[j]), max(hi, estimate + model_half[j])
+            sd = max(float(column.std(ddof=1)) if len(column) >= 20 else np.nan, float(model_se[j]))
+            effects.append(Effect(f"{block}@{where}", block, where, name, estimate, float(lo), float(hi), sd,
+                                  int((X[:, j] > 0).sum())))
     return effects
 
 
 def effects_frame(effects: list[Effect]) -> pd.DataFrame:
-    return pd.DataFrame([e.__dict__ for e in effects])
+    columns = [f for f in Effect.__dataclass_fields__]
+    frame = pd.DataFrame([asdict(e) for e in effects], columns=columns)
+    frame["finding"] = [e.finding for e in effects]
+    return frame
 
 
-def _fmt(name: str, estimate: float, stderr: float) -> str:
-    return metric(name).format(estimate, stderr, signed=True) if name in METRICS else f"{estimate:+.3g} {name} (± {stderr:.2g})"
+def _fmt(name: str, effect: Effect) -> str:
+    m = METRICS.get(name) or Metric(name, None, "", "", label=name)
+    scale = m.display_scale
+    interval = f"[{effect.lo * scale:+.2g}, {effect.hi * scale:+.2g}]" if np.isfinite(effect.lo) else "[interval n/a]"
+    return f"{m.format(effect.estimate, signed=True)} {interval}"
 
 
-def rules_in_words(table: pd.DataFrame, front: pd.DataFrame, objectives: list[str], max_rules: int = 8) -> list[str]:
-    """Placement rules a person can act on, strongest first."""
-    rules = []
-    effects = fit_effects(table, objectives, "position")
-    if effects:
-        frame = effects_frame(effects)
-        first = frame[frame["objective"] == objectives[0]].copy()
-        first["z"] = first["estimate"] / first["stderr"].replace(0, np.nan)
-        for _, row in first.sort_values("estimate", ascending=False).head(max_rules).iterrows():
-            others = frame[(frame["feature"] == row["feature"]) & (frame["objective"] != objectives[0])]
-            parts = [_fmt(objectives[0], row["estimate"], row["stderr"])]
-            parts += [_fmt(o["objective"], o["estimate"], o["stderr"]) for _, o in others.iterrows()]
-            rules.append(f"{row['block']} at {row['where']}: {', '.join(parts)} (seen in {row['support']} architectures)")
+def _scale(name: str) -> float:
+    return METRICS[name].display_scale if name in METRICS else 1.0
+
+
+@dataclass
+class Rules:
+    findings: list[str] = field(default_factory=list)  # intervals exclude zero
+    noise: list[str] = field(default_factory=list)  # not distinguishable from noise
+    observations: list[str] = field(default_factory=list)  # what the front holds (facts, not effects)
+
+    def all(self) -> list[str]:
+        return [*self.findings, *self.noise, *self.observations]
+
+
+def rules_in_words(table: pd.DataFrame, front: pd.DataFrame, objectives: list[str], stage_effects: list[Effect],
+                   position_effects: list[Effect] = ()) -> Rules:
+    """Rules a person can act on, one per (placement, objective): findings first (per objective,
+    strongest first), then, per objective, the placements the study cannot tell from noise."""
+    rules = Rules()
+    for name in objectives:
+        effects = sorted((e for e in stage_effects if e.objective == name), key=lambda e: -abs(e.estimate))
+        for effect in effects:
+            if effect.finding:
+                rules.findings.append(f"{effect.block} in {effect.where}: {_fmt(name, effect)} ({effect.support} architectures)")
+        for effect in position_effects:
+            if effect.objective == name and effect.finding:
+                rules.findings.append(f"{effect.block} at {effect.where}: {_fmt(name, effect)} ({effect.support} architectures)")
+        unclear = [f"{e.block} in {e.where} [{e.lo * _scale(name):+.2g}, {e.hi * _scale(name):+.2g}]"
+                   for e in effects if not e.finding]
+        if unclear:
+            label = METRICS[name].label if name in METRICS else name
+            rules.noise.append(f"{name}: not distinguishable from noise (95% intervals, {label}, include zero): "
+                               f"{'; '.join(unclear)}")
+    specs = [ArchSpec.parse(s) for s in table["spec"]]
     front_specs = [ArchSpec.parse(s) for s in front["spec"]]
-    all_specs = [ArchSpec.parse(s) for s in table["spec"]]
-    stages = [stage.name for stage in layout(all_specs[0].backbone).stages] if all_specs else []
-    for stage in stages:
-        tried = sum(stage in s.stages().values() for s in all_specs)
-        on_front = sum(stage in s.stages().values() for s in front_specs)
-        if tried >= 3 and on_front == 0:
-            rules.append(f"blocks in {stage} never reach the front ({tried} architectures tried)")
-    blocks_on_front = sorted({c.block for s in front_specs for c in s.blocks.values()})
+    for stage in (s.name for s in layout(specs[0].backbone).stages) if specs else ():
+        tried = sum(stage in s.stages().values() for s in specs)
+        if tried >= 3 and not any(stage in s.stages().values() for s in front_specs):
+            rules.observations.append(f"no architecture with a block in {stage} is on the front ({tried} tried)")
     if front_specs:
         counts = [s.num_blocks for s in front_specs]
-        rules.append(f"the front uses {min(counts)}-{max(counts)} blocks; block types on it: {', '.join(blocks_on_front) or 'none'}")
+        blocks = sorted({c.variant for s in front_specs for c in s.blocks.values()})
+        rules.observations.append(f"the front holds {min(counts)}-{max(counts)} blocks; block types on it: {', '.join(blocks) or 'none'}")
     return rules

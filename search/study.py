@@ -3,8 +3,10 @@
 What a user relies on, and where it is kept:
 * every trial stores its canonical spec and every metric as user attributes (so
   `study.trials_dataframe()` and optuna-dashboard show them);
-* an architecture is trained once per study: a trial whose spec a finished trial already holds
-  copies that trial's metrics (`duplicate_of`), and one that another worker is training waits for it;
+* an architecture is trained once per seed per study: a trial whose spec a finished trial already
+  holds reuses its runs (`duplicate_of` when nothing new was needed), and one that another worker
+  is training waits for it; the references enqueued first get `reference_repeats` seeds, the
+  others `repeats`, and the pooled spread of repeated specs is the study's `noise_floor`;
 * constraints go through `trial.set_constraint`, so infeasible trials are kept, ranked behind;
 * a trial that raises is FAIL with its error stored, and the study goes on; Ctrl-C leaves the
   storage consistent (the interrupted trial is FAIL) and the same command resumes;
@@ -14,7 +16,6 @@ What a user relies on, and where it is kept:
 from __future__ import annotations
 
 import logging
-import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +28,10 @@ from tqdm.auto import tqdm
 from attnas.evaluators import CachedEvaluator, make_evaluator
 from attnas.evaluators.metric_registry import METRICS, constraint_violation, directions
 from attnas.search.config import ConfigError, SearchConfig
+from attnas.search.noise import noise_floors
 from attnas.search.samplers import make_sampler
 from attnas.search.storage import make_storage
+from attnas.search.trials import evaluate, known_record, summarise
 from attnas.space import SearchSpace, make_space, references
 
 log = logging.getLogger("attnas.search")
@@ -93,62 +96,64 @@ def setup(cfg: SearchConfig, cache_path: str | None = None, workdir: str | None 
     return SearchSetup(study, space, evaluator, objectives, constraints)
 
 
-def _metrics_of_duplicate(study: optuna.Study, spec: str, number: int, wait_s: float) -> tuple[int, dict] | None:
-    """Metrics of a trial with the same spec: finished, or being trained by another worker."""
-    deadline = time.monotonic() + wait_s
-    while True:
-        running = False
-        for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
-            if other.number == number or other.user_attrs.get("spec") != spec:
-                continue
-            if other.state == TrialState.COMPLETE and "metrics" in other.user_attrs:
-                return other.user_attrs.get("duplicate_of", other.number), other.user_attrs["metrics"]
-            if other.state == TrialState.RUNNING and other.number < number:
-                running = True
-        if not running or time.monotonic() > deadline:
-            return None
-        time.sleep(2.0)
-
-
-def evaluate_spec(evaluator: CachedEvaluator, spec, seeds: list[int]) -> dict[str, float]:
-    """Cost first (cheap, seed-independent), then the score of every seed, averaged."""
-    metrics = evaluator.measure_cost(spec)
-    scores = [evaluator.score(spec, seed) for seed in seeds]
-    for name in scores[0] if scores else ():
-        metrics[name] = sum(score[name] for score in scores) / len(scores)
-    return metrics
-
-
-def make_objective(setup_: SearchSetup, duplicate_wait: float = 7200.0, seed: int = 0):
+def make_objective(setup_: SearchSetup, cfg: SearchConfig):
     space, evaluator, objectives, constraints = setup_.space, setup_.evaluator, setup_.objectives, setup_.constraints
+    seeded = [name for name in evaluator.produces() if name in METRICS and METRICS[name].seeded]
 
     def objective(trial: optuna.Trial) -> list[float]:
         spec = space.sample(trial)
         key = str(spec)
         trial.set_user_attr("spec", key)
         trial.set_user_attr("num_blocks", spec.num_blocks)
-        found = _metrics_of_duplicate(trial.study, key, trial.number, duplicate_wait)
+        repeats = cfg.evaluator.reference_repeats if trial.user_attrs.get("reference") else cfg.evaluator.repeats
+        seeds = [cfg.seed + i for i in range(max(repeats, 1))]
         try:
-            if found is not None:
-                trial.set_user_attr("duplicate_of", found[0])
-                metrics = found[1]
-            else:
-                metrics = evaluate_spec(evaluator, spec, [seed])
+            known = known_record(trial.study, key, trial.number, cfg.duplicate_wait)
+            cost, per_seed, fresh = evaluate(evaluator, spec, seeds, known)
         except Exception as error:
             trial.set_user_attr("error", f"{type(error).__name__}: {error}")
             trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
             log.warning("trial %d (%s) failed: %s", trial.number, key, error)
             raise
-        trial.set_user_attr("metrics", metrics)
-        if found is None:
+        if not fresh and known is not None:
+            trial.set_user_attr("duplicate_of", known.number)
+        else:
             trial.set_user_attr("measured_on", evaluator.context())
+        if per_seed:
+            trial.set_user_attr("per_seed", per_seed)
+        floors = noise_floors([*trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                               _Pending(key, per_seed)], seeded)
+        metrics = summarise(cost, per_seed, floors)
+        trial.set_user_attr("metrics", metrics)
         for name, value in metrics.items():
             trial.set_user_attr(name, value)
         for name, limit in constraints.items():
             trial.set_constraint(name, constraint_violation(name, metrics[name], limit))
+        record_noise_floor(trial.study, floors)
         return [metrics[name] for name in objectives]
 
     return objective
+
+
+@dataclass
+class _Pending:
+    """The trial being finished, as `noise_floors` reads trials."""
+
+    spec: str
+    per_seed: dict
+
+    @property
+    def user_attrs(self) -> dict:
+        return {"spec": self.spec, "per_seed": self.per_seed}
+
+
+def record_noise_floor(study: optuna.Study, floors: dict) -> None:
+    """Store the study's seed noise (`noise_floor`) and log it when it changes."""
+    value = {name: floor.to_dict() for name, floor in floors.items()}
+    if value and value != study.user_attrs.get("noise_floor"):
+        study.set_user_attr("noise_floor", value)
+        for name, floor in floors.items():
+            log.info("noise floor of %s: sd %.4f from %d specs, %d seeded runs", name, floor.sd, floor.specs, floor.seeds)
 
 
 def finished_trials(study: optuna.Study) -> int:
@@ -180,7 +185,7 @@ def search(s: SearchSetup, cfg: SearchConfig) -> optuna.Study:
             study_.stop()
 
     try:
-        study.optimize(make_objective(s, cfg.duplicate_wait, cfg.seed), n_trials=remaining, timeout=cfg.timeout,
+        study.optimize(make_objective(s, cfg), n_trials=remaining, timeout=cfg.timeout,
                        n_jobs=cfg.workers, catch=(Exception,), callbacks=[on_trial])
     finally:
         bar.close()

@@ -1,4 +1,5 @@
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -9,10 +10,11 @@ import optuna
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from attnas.models import build_model
-from attnas.search.analysis import hypervolume, pareto_mask, view
-from attnas.search.export import export_model, export_spec, knee, load_study, pick
+from attnas.search.analysis import analyse, hypervolume, pareto_mask, probability_non_dominated, verdict, view
+from attnas.search.export import InsignificantError, export_model, export_spec, knee, load_study, pick
 from attnas.search.report import write_report
 from attnas.search.rules import effects_frame, fit_effects, rules_in_words
 from attnas.space import ArchSpec, SearchSpace
@@ -21,15 +23,18 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def make_study(entries, storage=None, name="hand"):
-    """A study as attnas-search writes it: spec + metrics as user attributes, constraints set."""
+    """A study as attnas-search writes it: spec, per-seed runs and metrics as user attributes,
+    constraints set. An entry's mAP is one value (one seed) or a list (one per seed)."""
     study = optuna.create_study(directions=["maximize", "minimize"], storage=storage, study_name=name)
     study.set_user_attr("objectives", ["mAP", "latency_ratio"])
     for entry in entries:
-        spec, m, lat = entry[:3]
+        spec, runs, lat = entry[:3]
+        runs = runs if isinstance(runs, list) else [runs]
+        m = float(np.mean(runs))
         trial = study.ask()
-        metrics = {"mAP": m, "latency_ratio": lat}
         trial.set_user_attr("spec", spec)
-        trial.set_user_attr("metrics", metrics)
+        trial.set_user_attr("per_seed", {"seeds": list(range(len(runs))), "mAP": runs})
+        trial.set_user_attr("metrics", {"mAP": m, "latency_ratio": lat})
         if len(entry) > 3:
             trial.set_user_attr(*entry[3])
         trial.set_constraint("latency_ratio", lat - 1.2)
@@ -38,8 +43,8 @@ def make_study(entries, storage=None, name="hand"):
 
 
 HAND = [
-    ("resnet50", 0.70, 1.00, ("reference", True)),
-    ("resnet50:layer3.5=cnl", 0.74, 1.02),
+    ("resnet50", [0.698, 0.700, 0.702], 1.00, ("reference", True)),  # three seeds: the noise floor
+    ("resnet50:layer3.5=cnl", [0.738, 0.742], 1.02),
     ("resnet50:layer3.5=se", 0.72, 1.01),
     ("resnet50:layer1.2=nl", 0.73, 1.60),  # better mAP than SE but infeasible (latency > 1.2)
     ("resnet50:layer2.3=se", 0.71, 1.03),  # dominated by layer3.5=se
@@ -61,6 +66,17 @@ def test_pareto_mask_known_answer():
     assert pareto_mask(values, ["maximize", "minimize"]).tolist() == [True, True, False, True]
 
 
+def test_probability_of_being_on_the_front_is_seeded_and_follows_the_uncertainty():
+    means = np.array([[0.70, 1.00], [0.74, 1.02], [0.60, 1.30], [0.72, 1.01], [0.72, 1.01]])
+    ses = np.array([[0.002, 0.0], [0.002, 0.0], [0.002, 0.0], [0.002, 0.0], [0.002, 0.0]])
+    p = probability_non_dominated(means, ses, ["maximize", "minimize"], draws=4000)
+    assert p[0] == p[1] == 1.0 and p[2] == 0.0  # clear front members; far behind
+    assert abs(p[3] - 0.5) < 0.05 and abs(p[4] - 0.5) < 0.05 and p[3] + p[4] == pytest.approx(1.0)  # a coin toss
+    assert (probability_non_dominated(means, ses, ["maximize", "minimize"], draws=4000) == p).all()  # reproducible
+    wide = probability_non_dominated(means[:2], np.array([[0.05, 0.0], [0.05, 0.0]]), ["maximize", "maximize"], draws=4000)
+    assert 0.2 < wide[0] < 0.4  # 0.70 vs 0.74 with SE 0.05 each: P(first ahead) = Phi(-0.04 / 0.0707) = 0.29
+
+
 def test_hypervolume_known_answer():
     points = np.array([[0.7, 1.0], [0.74, 1.02]])
     # reference (0.6, 1.1): union of two rectangles = 0.1*0.1 + 0.04*0.08
@@ -72,29 +88,54 @@ def test_knee_is_the_bend_of_the_front():
     assert knee(front, ["mAP", "latency_ratio"], ["maximize", "minimize"]) == 1
 
 
-def test_rules_recover_a_planted_effect():
-    rng = np.random.default_rng(0)
+PLANTED = {("cnl", "layer3"): 0.03, ("se", "layer4"): 0.01, ("nl", "layer1"): -0.02}  # the rest: no effect
+
+
+def simulated_table(seed: int, archs: int = 80, noise: float = 0.01) -> pd.DataFrame:
+    """A study's architectures under a known additive truth: planted stage effects on mAP plus
+    Gaussian seed noise (one seed each), NL in stage 1 slow; every other placement does nothing."""
+    rng = np.random.default_rng(seed)
     space = SearchSpace("resnet50", "all", ("se", "cnl", "nl"), max_blocks=3)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    rows = []
-    for _ in range(300):
-        spec = space.sample(study.ask())
-        mAP = 0.60 + rng.normal(0, 0.005)
-        lat = 1.0 + rng.normal(0, 0.003)
-        for pos, choice in spec.blocks.items():
-            if choice.block == "cnl" and pos.startswith("layer3"):
-                mAP += 0.03  # planted: C-NL in stage 3 helps
-            if choice.block == "nl" and pos.startswith("layer1"):
-                lat += 0.5  # planted: NL in stage 1 is slow
-        rows.append({"spec": str(spec), "mAP": mAP, "latency_ratio": lat})
-    table = pd.DataFrame(rows).drop_duplicates("spec")
-    stage = effects_frame(fit_effects(table, ["mAP", "latency_ratio"], "stage")).set_index(["feature", "objective"])
-    est, err = stage.loc[("cnl@layer3", "mAP"), ["estimate", "stderr"]]
-    assert abs(est - 0.03) < 3 * err + 1e-3 and err < 0.005
-    assert abs(stage.loc[("nl@layer1", "latency_ratio"), "estimate"] - 0.5) < 0.02
-    assert abs(stage.loc[("se@layer2", "mAP"), "estimate"]) < 0.005
-    rules = rules_in_words(table, table.nlargest(5, "mAP"), ["mAP", "latency_ratio"])
-    assert rules[0].startswith("cnl at layer3.") and "mAP" in rules[0] and "latency" in rules[0]
+    sampler = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    rows = {}
+    while len(rows) < archs:
+        spec = space.sample(sampler.ask())
+        truth = 0.60 + sum(PLANTED.get((c.block, stage), 0.0) for c, stage in zip(spec.blocks.values(), spec.stages().values()))
+        lat = 1.0 + sum(0.5 for c, stage in zip(spec.blocks.values(), spec.stages().values()) if (c.block, stage) == ("nl", "layer1"))
+        rows[str(spec)] = {"spec": str(spec), "mAP": truth + rng.normal(0, noise), "latency_ratio": lat + rng.normal(0, 0.002),
+                           "seeds": 1, "mAP_se": noise, "latency_ratio_se": 0.002}
+    return pd.DataFrame(list(rows.values()))
+
+
+def test_rule_intervals_cover_planted_effects_and_call_zero_effects_noise():
+    covered = planted = zero_called_noise = zeros = 0
+    for seed in range(50):  # 50 simulated studies
+        effects = [e for e in fit_effects(simulated_table(seed), ["mAP"], "stage", bootstrap=400, seed=seed)]
+        for e in effects:
+            truth = PLANTED.get((e.block, e.where), 0.0)
+            if truth:
+                planted += 1
+                covered += e.lo <= truth <= e.hi
+            else:
+                zeros += 1
+                zero_called_noise += not e.finding
+    assert planted >= 140 and zeros >= 400
+    assert covered / planted >= 0.90, f"95% intervals covered the planted effects {covered}/{planted} times"
+    assert zero_called_noise / zeros >= 0.90, f"zero effects called noise {zero_called_noise}/{zeros} times"
+
+
+def test_rules_state_findings_only_when_the_interval_excludes_zero():
+    table = simulated_table(0, archs=200)
+    stage = fit_effects(table, ["mAP", "latency_ratio"], "stage")
+    rules = rules_in_words(table, table.nlargest(5, "mAP"), ["mAP", "latency_ratio"], stage)
+    assert re.match(r"cnl in layer3: \+[23]\.\d+ mAP points \[\+[23]", rules.findings[0]), rules.findings[0]
+    assert any(r.startswith("nl in layer1: +50% latency") for r in rules.findings)
+    by_feature = {(e.feature, e.objective): e for e in stage}
+    for text in rules.findings:
+        feature = text.split(":")[0].replace(" in ", "@")
+        objective = "latency_ratio" if "latency" in text else "mAP"
+        assert by_feature[(feature, objective)].finding, text
+    assert any("not distinguishable from noise" in r for r in rules.noise)
 
 
 def test_dashboard_is_self_contained_and_shows_the_front(tmp_path):
@@ -129,11 +170,15 @@ def test_dashboard_renders_in_headless_chromium(tmp_path):
     assert pixels.std() > 10  # not a blank page
 
 
-def test_export_writes_spec_metrics_and_provenance(tmp_path):
+def test_export_writes_spec_metrics_uncertainty_verdict_and_provenance(tmp_path):
     study = make_study(HAND)
     spec, record = export_spec(study, "latency<=1.015", tmp_path, storage="memory")
     assert spec == ArchSpec.parse("resnet50:layer3.5=se")  # best mAP among latency <= 1.015 (tie broken by trial order)
     assert record["provenance"]["trial"] == 2 and record["metrics"]["mAP"] == 0.72
+    assert record["verdict"]["significant"] is True and record["verdict"]["versus"] == "resnet50"
+    assert record["verdict"]["gain"] == pytest.approx(0.02) and record["uncertainty"]["noise_floor"]["mAP"]["specs"] == 2
+    low, high = record["uncertainty"]["intervals_95"]["mAP"]
+    assert low < 0.72 < high
     assert ArchSpec.load(tmp_path / "architecture.yaml") == spec
     assert ArchSpec.load(tmp_path / "architecture.json") == spec
     assert export_spec(study, "max_map", tmp_path)[0] == ArchSpec.parse("resnet50:layer3.5=cnl")
@@ -172,7 +217,7 @@ def test_bad_requests_list_what_exists(tmp_path):
     empty.tell(failed, state=optuna.trial.TrialState.FAIL)
     with pytest.raises(ValueError, match="trials by state: \\{'FAIL': 1\\}"):
         view(load_study(storage, "empty"))
-    with pytest.raises(ValueError, match="no feasible architecture has latency_ratio <= 0.5; the range seen is 1..1.03"):
+    with pytest.raises(ValueError, match="no significant architecture has latency_ratio <= 0.5; the range seen is 1.01..1.03"):
         pick(view(make_study(HAND)), "latency<=0.5")
     with pytest.raises(ValueError, match="unknown pick 'fastest'"):
         pick(view(make_study(HAND)), "fastest")
@@ -193,3 +238,43 @@ def test_report_and_export_commands(tmp_path):
     missing = subprocess.run([str(bin_dir / "attnas-export"), f"storage={storage}", "study_name=nope", f"out={tmp_path / 'x'}"],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "studies there: cli" in missing.stderr + missing.stdout
+
+
+def coin_toss_study(seed=0):
+    """Every candidate has the plain backbone's true mAP; only seed noise tells them apart."""
+    rng = np.random.default_rng(seed)
+    entries = [("resnet50", list(0.30 + rng.normal(0, 0.01, 3)), 1.00, ("reference", True))]
+    for i, spec in enumerate(["layer3.5=cnl", "layer3.5=se", "layer2.3=eca", "layer4.0=gc", "layer1.2=nl", "layer4.2=cnl"]):
+        entries.append((f"resnet50:{spec}", float(0.30 + rng.normal(0, 0.01)), 1.00 + 0.01 * (i + 1)))
+    return make_study(entries)
+
+
+def test_knee_refuses_when_no_candidate_beats_the_plain_backbone_beyond_seed_noise(tmp_path):
+    study = coin_toss_study()
+    with pytest.raises(InsignificantError) as info:
+        export_spec(study, "knee", tmp_path)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("no candidate beats resnet50 beyond seed noise at this budget: best +")
+    assert "mAP points (± " in message and not (tmp_path / "architecture.yaml").exists()
+    spec, record = export_spec(study, "knee", tmp_path, allow_insignificant=True)
+    assert record["verdict"]["significant"] is False and record["verdict"]["study"].startswith("no candidate beats")
+    assert yaml.safe_load((tmp_path / "architecture.yaml").read_text())["verdict"]["significant"] is False
+
+
+def test_a_real_gain_is_significant_and_a_study_without_repeats_says_its_uncertainty_is_unknown():
+    v = view(make_study(HAND))
+    assert set(verdict(v).significant) == {"resnet50:layer3.5=cnl", "resnet50:layer3.5=se", "resnet50:layer2.3=se",
+                                          "resnet50:layer4.0=eca"}  # NL is infeasible
+    single = view(make_study([("resnet50", 0.70, 1.0), ("resnet50:layer3.5=cnl", 0.74, 1.02)]))
+    assert not single.uncertainty_known and np.isnan(single.architectures["mAP_se"]).all()
+    assert verdict(single).significant == []
+
+
+def test_dashboard_shows_the_noise_floor_the_verdict_and_honest_rules(tmp_path):
+    page = write_report(coin_toss_study(), tmp_path)["html"].read_text()
+    evidence = page.split('id="evidence">')[1].split("</ul>")[0]
+    assert "seed noise of mAP: one run moves by" in evidence and "3 runs" in evidence
+    assert "no candidate beats resnet50 beyond seed noise" in evidence
+    findings = page.split('id="findings">')[1].split("</ul>")[0]
+    assert "mAP points" not in findings  # no accuracy rule is claimed from a coin toss
+    assert "P(on front)" in page

@@ -26,7 +26,8 @@ def config(tmp_path, *overrides):
     with initialize_config_module(config_module="attnas.conf", version_base="1.3"):
         cfg = compose("config", overrides=[
             "space=resnet18", "evaluator=tiny", "dataset.synth.ids=16", f"dataset.root={tmp_path / 'synth'}",
-            f"storage=sqlite:///{tmp_path / 'study.db'}", "progress=false", "report=false", *overrides,
+            f"storage=sqlite:///{tmp_path / 'study.db'}", "progress=false", "report=false",
+            "evaluator.reference_repeats=1", *overrides,  # one seed unless a test is about seeds
         ])
     return typed(cfg)
 
@@ -265,3 +266,44 @@ def test_evaluators_that_train_nothing_run_a_search(tmp_path):
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
     assert all(t.values == [t.user_attrs["gflops"], t.user_attrs["params_m"]] for t in study.trials)
     assert not (tmp_path / "synth").exists()  # no data is needed, none is generated
+
+
+def _count_scores(monkeypatch, calls):
+    real = search_study.make_evaluator
+
+    def counting(*args, **kwargs):
+        cached = real(*args, **kwargs)
+        inner = cached.inner.score
+        cached.inner.score = lambda spec, seed: calls.append((str(spec), seed)) or inner(spec, seed)
+        return cached
+
+    monkeypatch.setattr(search_study, "make_evaluator", counting)
+
+
+def test_references_get_more_seeds_and_the_study_records_its_noise_floor(tmp_path, monkeypatch):
+    calls = []
+    _count_scores(monkeypatch, calls)
+    study = run_search(config(tmp_path, "n_trials=3", "evaluator.reference_repeats=3", "seed=5"))
+    first, second, third = study.trials
+    assert first.user_attrs["per_seed"]["seeds"] == [5, 6, 7] and second.user_attrs["per_seed"]["seeds"] == [5, 6, 7]
+    assert third.user_attrs["per_seed"]["seeds"] == [5]  # a candidate: evaluator.repeats = 1
+    runs = first.user_attrs["per_seed"]["mAP"]
+    assert first.values[0] == pytest.approx(sum(runs) / 3) and len(set(runs)) == 3  # seeds do differ
+    floor = study.user_attrs["noise_floor"]["mAP"]
+    assert (floor["specs"], floor["seeds"], floor["dof"]) == (2, 6, 4) and floor["sd"] > 0
+    assert third.user_attrs["mAP_se"] == pytest.approx(floor["sd"])  # one seed: the floor itself
+    assert first.user_attrs["mAP_se"] == pytest.approx(floor["sd"] / 3 ** 0.5, rel=0.5)  # as known when it finished
+    assert sorted(calls) == sorted(set(calls)) and len(calls) == 7
+
+
+def test_a_resumed_study_trains_only_the_seeds_it_lacks(tmp_path, monkeypatch):
+    calls = []
+    _count_scores(monkeypatch, calls)
+    run_search(config(tmp_path, "n_trials=3", "sampler=random", "space.positions=[layer4.1]", "space.blocks=[se]"))
+    assert sorted(calls) == [("resnet18", 0), ("resnet18:layer4.1=se", 0)]
+    # resume, asking two seeds per spec: the two specs of this space get their second seed, nothing twice
+    study = run_search(config(tmp_path, "n_trials=6", "sampler=random", "space.positions=[layer4.1]", "space.blocks=[se]",
+                              "evaluator.repeats=2"))
+    assert sorted(calls) == [("resnet18", 0), ("resnet18", 1), ("resnet18:layer4.1=se", 0), ("resnet18:layer4.1=se", 1)]
+    last = study.trials[-1]
+    assert last.user_attrs["per_seed"]["seeds"] == [0, 1] and "duplicate_of" in last.user_attrs
