@@ -56,10 +56,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def load(name: str):
     if name == "synthetic":
-        root = Path(tempfile.gettempdir()) / "attnas-bench-synthetic"
-        if not (root / "bounding_box_train").is_dir():
-            generate(root, SynthConfig())
-        return load_dataset("synthetic", root)
+        return load_dataset("synthetic", generate(Path(tempfile.gettempdir()) / "attnas-bench-synthetic", SynthConfig()))
     if not (SHARED / name).is_dir():
         raise SystemExit(f"{SHARED / name} is missing; the real sets live in ../shared/data (see its README)")
     return load_dataset(name, SHARED / name)

@@ -62,3 +62,6 @@ class CachedEvaluator:
 
     def context(self) -> dict[str, Any]:
         return self.inner.context()
+
+    def provenance(self) -> dict[str, Any]:
+        return self.inner.provenance()

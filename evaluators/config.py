@@ -26,6 +26,9 @@ class LatencySettings:
     input_size: list[int] = field(default_factory=lambda: [256, 128])  # H, W
     warmup: int = 3
     repeats: int = 20  # timed (candidate, plain) pairs
+    retries: int = 2  # a disturbed timing is taken again up to this many times, then flagged
+    max_spread: float = 0.25  # disturbed: (p90 - p10) / median of the samples above this
+    max_ratio_se: float = 0.02  # disturbed: the ratio's standard error above this share of it
 
 
 @dataclass
@@ -61,6 +64,7 @@ class ReIDEvaluatorConfig(EvaluatorConfig):
     budget: str = "proxy"  # a training budget of attnas.evaluators.training.BUDGETS
     train: dict[str, Any] = field(default_factory=dict)  # overrides of the budget, e.g. {epochs: 8}
     num_val_ids: int = 50  # validation ids carved from the TRAINING ids
+    validation: str = "auto"  # auto | market | cross_camera: how their images split into query and gallery
     pretrained: Optional[str] = None  # imagenet (torchvision cache) or a state_dict path
     parent: Optional[str] = None  # a budget: train the plain backbone once with it; candidates start from it
     parent_train: dict[str, Any] = field(default_factory=dict)  # overrides of the parent budget

@@ -43,6 +43,9 @@ class CostEvaluator:
     def context(self) -> dict[str, Any]:
         return {"input_size": list(self.input_size)}
 
+    def provenance(self) -> dict[str, Any]:
+        return {}
+
 
 @dataclass
 class LatencyEvaluator:
@@ -73,3 +76,6 @@ class LatencyEvaluator:
 
     def context(self) -> dict[str, Any]:
         return self.latency.context()
+
+    def provenance(self) -> dict[str, Any]:
+        return {}

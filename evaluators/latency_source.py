@@ -3,44 +3,85 @@ plain backbone (the ratio survives a busy machine far better than milliseconds d
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 
 from attnas.evaluators.config import DeviceConfig, LatencySettings
-from attnas.evaluators.latency import LatencyConfig, device_name, measure_latency_ratio
+from attnas.evaluators.artefacts import DEVICE_LOCK
+from attnas.evaluators.latency import LatencyConfig, LatencyRatio, device_name, measure_latency_ratio
 from attnas.evaluators.protocol import digest
 from attnas.models import build_model
 from attnas.space import ArchSpec, as_spec
 
+log = logging.getLogger("attnas.latency")
+
 
 @dataclass
 class TimedLatency:
-    """Times each candidate interleaved with the plain backbone of its family (A B A B ...)."""
+    """Times each candidate interleaved with the plain backbone of its family (A B A B ...).
+
+    A busy machine makes timings wrong: so the timing holds the machine's `DeviceLock` (training
+    steps in this and other attnas processes pause for its few seconds), and a measurement that
+    looks disturbed is taken again, up to `retries` times: when the samples' spread exceeds
+    `max_spread`, when the ratio's standard error exceeds `max_ratio_se`, or when the plain
+    backbone timed against itself is not within `plain_tolerance` of 1. If it still looks
+    disturbed it is kept but flagged (`latency_unreliable` = 1, a warning, a marker in the
+    dashboard), never silently trusted.
+    """
 
     config: LatencyConfig = field(default_factory=LatencyConfig)
+    retries: int = 2
+    max_spread: float = 0.25
+    max_ratio_se: float = 0.02
+    plain_tolerance: float = 0.03
     _baselines: dict[str, torch.nn.Module] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def from_config(cls, settings: LatencySettings, device: DeviceConfig) -> "TimedLatency":
         return cls(LatencyConfig(device=device.type, threads=device.threads, batch_size=settings.batch_size,
-                                 input_size=tuple(settings.input_size), warmup=settings.warmup, repeats=settings.repeats))
+                                 input_size=tuple(settings.input_size), warmup=settings.warmup, repeats=settings.repeats),
+                   retries=settings.retries, max_spread=settings.max_spread, max_ratio_se=settings.max_ratio_se)
 
     def produces(self) -> tuple[str, ...]:
-        return ("latency_ratio", "latency_ms", "latency_p90_ms", "latency_spread", "baseline_latency_ms")
+        return ("latency_ratio", "latency_ms", "latency_p90_ms", "latency_spread", "baseline_latency_ms",
+                "latency_attempts", "latency_unreliable")
+
+    def problems(self, spec: ArchSpec, timing: LatencyRatio) -> list[str]:
+        """Why a measurement looks disturbed (empty when it does not)."""
+        found = []
+        spread = max(timing.model.spread, timing.baseline.spread)
+        if spread > self.max_spread:
+            found.append(f"spread {spread:.2f} > {self.max_spread}")
+        if timing.ratio_se > self.max_ratio_se * timing.ratio:
+            found.append(f"ratio standard error {timing.ratio_se / timing.ratio:.1%} > {self.max_ratio_se:.0%}")
+        if spec.num_blocks == 0 and abs(timing.ratio - 1) > self.plain_tolerance:
+            found.append(f"the plain backbone measured {timing.ratio:.3f}x itself")
+        return found
 
     def measure(self, spec: ArchSpec) -> dict[str, float]:
         spec = as_spec(spec)
         if spec.backbone not in self._baselines:
             self._baselines[spec.backbone] = build_model(spec.backbone, num_classes=1)
-        timing = measure_latency_ratio(build_model(spec, num_classes=1), self._baselines[spec.backbone], self.config)
+        model = build_model(spec, num_classes=1)
+        for attempt in range(1, self.retries + 2):
+            with DEVICE_LOCK.exclusive():
+                timing = measure_latency_ratio(model, self._baselines[spec.backbone], self.config)
+            problems = self.problems(spec, timing)
+            if not problems:
+                break
+            log.info("timing %s looks disturbed (%s); attempt %d of %d", spec, "; ".join(problems), attempt, self.retries + 1)
+        if problems:
+            log.warning("latency of %s is unreliable after %d attempts: %s", spec, attempt, "; ".join(problems))
         return {"latency_ratio": timing.ratio, "latency_ratio_se": timing.ratio_se, "latency_ms": timing.model.median_ms,
                 "latency_p90_ms": timing.model.p90_ms, "latency_spread": timing.model.spread,
-                "baseline_latency_ms": timing.baseline.median_ms}
+                "baseline_latency_ms": timing.baseline.median_ms, "latency_attempts": float(attempt),
+                "latency_unreliable": float(bool(problems))}
 
     def fingerprint(self) -> str:
-        return digest(["timer", asdict(self.config)])
+        return digest(["timer", asdict(self.config)])  # the retry policy does not change what is measured
 
     def context(self) -> dict[str, Any]:
         device = torch.device(self.config.device)

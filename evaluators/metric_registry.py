@@ -51,6 +51,8 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("latency_p90_ms", "minimize", "ms", "90th percentile of the inference latency", label="ms (p90)"),
     Metric("latency_spread", "minimize", "fraction", "(p90 - p10) / median of the timed samples: how noisy the timing was"),
     Metric("baseline_latency_ms", None, "ms", "median latency of the plain backbone timed beside the candidate", label="ms"),
+    Metric("latency_attempts", None, "", "timings taken (a disturbed timing is taken again)", label="attempts"),
+    Metric("latency_unreliable", None, "", "1 when the timing still looked disturbed after its retries", label="unreliable"),
     Metric("gflops", "minimize", "GFLOPs", "floating point operations per image (2 per multiply-add)", label="GFLOPs"),
     Metric("params_m", "minimize", "M", "parameters without the classifier, in millions", label="M params"),
     Metric("train_seconds", None, "s", "wall-clock seconds of training", label="s training"),

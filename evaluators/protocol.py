@@ -42,6 +42,10 @@ class Evaluator(Protocol):
     def context(self) -> dict[str, Any]:
         """Where the numbers were measured (device, threads, torch version, ...), stored with them."""
 
+    def provenance(self) -> dict[str, Any]:
+        """What shaped the numbers beyond the settings (after `prepare`): data folder, validation
+        protocol and identities; exported with an architecture."""
+
 
 @runtime_checkable
 class LatencySource(Protocol):

@@ -11,6 +11,7 @@ them again.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -19,10 +20,11 @@ from typing import Any
 
 import torch
 
+from attnas.evaluators.artefacts import made_once
 from attnas.evaluators.config import DeviceConfig, ReIDEvaluatorConfig, SyntheticDatasetConfig, DatasetConfig, loader_options
 from attnas.evaluators.cost_evaluators import CostEvaluator
 from attnas.evaluators.datasets import load_dataset
-from attnas.evaluators.datasets.base import ImageRecord, ReIDDataset
+from attnas.evaluators.datasets.base import ImageRecord, ReIDDataset, stats
 from attnas.evaluators.datasets.synthetic import generate
 from attnas.evaluators.latency_source import TimedLatency, make_latency_source
 from attnas.evaluators.protocol import LatencySource, digest
@@ -32,13 +34,14 @@ from attnas.models import build_model
 from attnas.space import ArchSpec, as_spec
 
 RETRIEVAL_METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP")
+log = logging.getLogger("attnas.evaluators")
 
 
 def make_dataset(cfg: DatasetConfig) -> ReIDDataset:
     """Load the configured dataset; the synthetic one is generated on first use."""
     root = cfg.folder() if isinstance(cfg, SyntheticDatasetConfig) else cfg.root
-    if isinstance(cfg, SyntheticDatasetConfig) and not Path(root, "bounding_box_train").is_dir():
-        generate(root, cfg.synth)
+    if isinstance(cfg, SyntheticDatasetConfig):
+        generate(root, cfg.synth)  # once: kept when complete, made under a lock otherwise
     return load_dataset(cfg.name, root, **loader_options(cfg))
 
 
@@ -50,6 +53,7 @@ class ReIDEvaluator:
     dataset: ReIDDataset | DatasetConfig
     train_config: TrainConfig
     num_val_ids: int = 50
+    validation: str = "auto"  # auto | market | cross_camera (attnas.evaluators.validation)
     latency: LatencySource | None = field(default_factory=TimedLatency)
     input_size: tuple[int, int] = (256, 128)  # for FLOPs
     pretrained: str | None = None
@@ -79,7 +83,7 @@ class ReIDEvaluator:
         parent_dir = cfg.parent_dir if cfg.parent_dir is not None else workdir
         if parent is not None and parent_dir is None:
             raise ValueError("evaluator.parent needs evaluator.parent_dir, the folder that keeps the parent's weights")
-        return cls(dataset, train_cfg, num_val_ids=cfg.num_val_ids,
+        return cls(dataset, train_cfg, num_val_ids=cfg.num_val_ids, validation=cfg.validation,
                    latency=make_latency_source(cfg.latency, device), input_size=tuple(cfg.latency.input_size),
                    pretrained=cfg.pretrained, parent=parent, parent_path=parent_dir)
 
@@ -90,9 +94,11 @@ class ReIDEvaluator:
         if not self.val_query:
             if not isinstance(self.dataset, ReIDDataset):
                 self.dataset = make_dataset(self.dataset)
-            rest, self.val_query, self.val_gallery = carve_validation(self.dataset.train, self.num_val_ids, self.split_seed)
-            self._rest = rest
-            self.train_records = subset_ids(rest, self.train_config.max_ids, self.split_seed)
+            split = self._split = carve_validation(self.dataset.train, self.num_val_ids, self.split_seed, self.validation)
+            self._rest, self.val_query, self.val_gallery = split.train, split.query, split.gallery
+            self.train_records = subset_ids(self._rest, self.train_config.max_ids, self.split_seed)
+            log.info("data: %s", self.dataset.summary())
+            log.info("%s; each candidate trains on %s", split.summary(), stats(self.train_records))
         if backbone is not None and self.parent is not None:
             self.parent_weights(backbone)
 
@@ -127,12 +133,21 @@ class ReIDEvaluator:
 
     def fingerprint(self) -> str:
         settings = ["reid", *self._data_identity(), asdict(replace(self.train_config, seed=0)),
-                    self.num_val_ids, self.pretrained, self.split_seed, list(self.input_size),
+                    self.num_val_ids, *([self.validation] if self.validation != "auto" else []), self.pretrained, self.split_seed, list(self.input_size),
                     self.latency.fingerprint() if self.latency is not None else None]
         return digest(settings + ([asdict(self.parent)] if self.parent is not None else []))
 
     def context(self) -> dict[str, Any]:
         return self.latency.context() if self.latency is not None else {}
+
+    def provenance(self) -> dict[str, Any]:
+        self.prepare()
+        return {"data": {"name": self.dataset.name, "root": self.dataset.root, "summary": self.dataset.summary()},
+                "validation": {"protocol": self._split.protocol, "split_seed": self.split_seed, "ids": self._split.ids,
+                               "queries": len(self.val_query), "gallery": len(self.val_gallery)},
+                "training": {"identities": len({r.pid for r in self.train_records}), "images": len(self.train_records),
+                             "parent": asdict(self.parent) if self.parent is not None else None,
+                             "pretrained": self.pretrained}}
 
     # -- the parent -----------------------------------------------------------------------------
     def parent_weights(self, backbone: str) -> Path:
@@ -142,14 +157,15 @@ class ReIDEvaluator:
         name = digest(["parent", backbone, *self._data_identity(), asdict(self.parent), self.num_val_ids,
                        self.pretrained, self.split_seed])
         path = Path(self.parent_path) / f"parent-{backbone}-{name}.pt"
-        if path.exists():
-            return path
-        records = subset_ids(self._rest, self.parent.max_ids, self.split_seed)
-        torch.manual_seed(self.parent.seed)
-        model = build_model(backbone, len({r.pid for r in records}), pretrained=self.pretrained)
-        self.parent_seconds = train(model, records, self.parent).seconds
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
-        torch.save(model.backbone.state_dict(), partial)
-        os.replace(partial, path)  # atomic: a worker never reads half a file
-        return path
+
+        def make(partial: Path) -> None:
+            records = subset_ids(self._rest, self.parent.max_ids, self.split_seed)
+            log.info("training the parent %s once (%d epochs on %s); every candidate will start from it", backbone,
+                     self.parent.epochs, stats(records))
+            torch.manual_seed(self.parent.seed)
+            model = build_model(backbone, len({r.pid for r in records}), pretrained=self.pretrained)
+            self.parent_seconds = train(model, records, self.parent).seconds
+            torch.save(model.backbone.state_dict(), partial)
+
+        # once across workers (a lock), published by an atomic rename: a killed trainer leaves no file here
+        return made_once(path, make, what=f"the parent {backbone}")

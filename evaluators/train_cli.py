@@ -58,6 +58,32 @@ def main(argv: list[str] | None = None) -> None:
                "train_seconds": result.seconds, "epoch_losses": result.epoch_losses, "device": args.device}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"test mAP={ranks.mAP:.4f} rank1={ranks.rank(1):.4f} mINP={ranks.mINP:.4f}; wrote {out}/model.pt, metrics.json")
+    if record_training(Path(args.spec), out / "model.pt", metrics):
+        print(f"recorded the test metrics in {args.spec} beside the search's validation metrics")
+
+
+def record_training(spec_file: Path, weights: Path, metrics: dict) -> bool:
+    """When the spec came from attnas-export, write the trained weights and their TEST metrics
+    into its architecture files (yaml and json), beside the search's validation metrics."""
+    if spec_file.suffix not in (".json", ".yaml", ".yml") or not spec_file.exists():
+        return False
+    import yaml
+
+    updated = False
+    for path in (spec_file.with_suffix(".yaml"), spec_file.with_suffix(".json")):
+        if not path.exists():
+            continue
+        record = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+        if not isinstance(record, dict) or "provenance" not in record:
+            continue
+        trained = {"weights": str(weights.resolve()), **{k: v for k, v in metrics.items() if k != "spec"}}
+        record["trained"] = json.loads(json.dumps(trained, default=float))  # plain floats for YAML
+        text = json.dumps(record, indent=2) + "\n" if path.suffix == ".json" else yaml.safe_dump(record, sort_keys=False)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(text)
+        partial.replace(path)
+        updated = True
+    return updated
 
 
 if __name__ == "__main__":

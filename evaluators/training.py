@@ -8,8 +8,10 @@ afford per candidate on 2 CPU cores, `full` is the paper's setting.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass, field, fields, replace
 from typing import Callable, Sequence
 
@@ -18,11 +20,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from attnas.evaluators.artefacts import DEVICE_LOCK
 from attnas.evaluators.data import eval_loader, train_loader
 from attnas.evaluators.datasets.base import ImageRecord, relabel
 from attnas.evaluators.distance import compute_distance_matrix
 from attnas.evaluators.losses import batch_hard_triplet_loss, id_loss
 from attnas.evaluators.metrics import RankResult, rank_metrics
+
+log = logging.getLogger("attnas.training")
 
 
 @dataclass
@@ -48,7 +53,8 @@ class TrainConfig:
     amp: bool = True  # used on CUDA only
     workers: int | None = None
     seed: int = 0
-    progress: bool = False
+    progress: bool = False  # a progress bar per epoch
+    log_epochs: bool = False  # a log line per epoch (long trainings: the parent, the full budget)
 
 
 #: named budgets. `proxy` fits about a minute per ResNet-50 candidate on 2 CPU cores: 6 x 16 batches
@@ -58,7 +64,7 @@ class TrainConfig:
 #: more, smaller images with lr 1e-3 reach ~3.5x the random level. With ImageNet weights
 #: (`pretrained=imagenet`) use the full recipe's 3.5e-4.
 BUDGETS: dict[str, TrainConfig] = {
-    "full": TrainConfig(),
+    "full": TrainConfig(log_epochs=True),
     "proxy": TrainConfig(height=64, width=32, epochs=6, p=8, k=4, lr=1e-3, warmup_epochs=1, schedule="cosine",
                          max_ids=96, max_batches_per_epoch=16, random_erasing=0.0),
     # candidates that start from a trained parent fine-tune it: the parent's lower learning rate
@@ -67,7 +73,7 @@ BUDGETS: dict[str, TrainConfig] = {
     # the plain backbone trained once per search, when candidates inherit its weights (evaluator
     # `parent: parent`); its cost is paid once, not per candidate
     "parent": TrainConfig(height=64, width=32, epochs=30, p=8, k=4, lr=1e-3, warmup_epochs=2, schedule="cosine",
-                          max_batches_per_epoch=16, random_erasing=0.0),
+                          max_batches_per_epoch=16, random_erasing=0.0, log_epochs=True),
     "tiny": TrainConfig(height=64, width=32, epochs=1, p=4, k=2, warmup_epochs=0, schedule="cosine", max_ids=16,
                         max_batches_per_epoch=2, random_erasing=0.0, workers=0),
 }
@@ -90,6 +96,22 @@ class TrainResult:
     val_mAP: list[tuple[int, float]] = field(default_factory=list)  # (epoch, mAP) pairs
     seconds: float = 0.0
     images_seen: int = 0
+    batch: tuple[int, int] = (0, 0)  # the P x K used (K capped for identities with few images)
+
+
+def batch_shape(records: Sequence[ImageRecord], p: int, k: int) -> tuple[int, int]:
+    """P x K for these records: when the median identity has fewer than K images, a P x K batch
+    would be half repeats (sampling with replacement), so K drops to that median (at least 2)
+    and P rises to keep the batch size, within the number of identities."""
+    counts = sorted(Counter(r.pid for r in records).values())
+    median = counts[len(counts) // 2]
+    if k <= median:
+        return p, k
+    capped = max(median, 2)
+    wider = min(max(p * k // capped, 2), len(counts))
+    log.warning("P x K = %d x %d, but the median identity has %d image(s): using %d x %d (same batch size where the ids "
+                "allow) instead of filling batches with repeated images", p, k, median, wider, capped)
+    return wider, capped
 
 
 def lr_factor(epoch: float, cfg: TrainConfig) -> float:
@@ -118,7 +140,8 @@ def extract_features(model: nn.Module, records: Sequence[ImageRecord], cfg: Trai
     device = torch.device(cfg.device)
     feats = []
     for images, _, _ in eval_loader(records, cfg.height, cfg.width, workers=cfg.workers):
-        feats.append(model(images.to(device)).float().cpu())
+        with DEVICE_LOCK.shared():
+            feats.append(model(images.to(device)).float().cpu())
     return torch.cat(feats).numpy()
 
 
@@ -148,11 +171,12 @@ def train(
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    loader = train_loader(records, cfg.height, cfg.width, cfg.p, cfg.k, seed=cfg.seed, workers=cfg.workers,
+    p, k = batch_shape(records, cfg.p, cfg.k)
+    loader = train_loader(records, cfg.height, cfg.width, p, k, seed=cfg.seed, workers=cfg.workers,
                           random_erasing=cfg.random_erasing)
     use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    result = TrainResult()
+    result = TrainResult(batch=(p, k))
     started = time.perf_counter()
     for epoch in range(cfg.epochs):
         loader.batch_sampler.set_epoch(epoch)
@@ -166,24 +190,28 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(epoch + step / batches, cfg)
             images, targets = images.to(device), targets.to(device)
-            with torch.autocast(device.type, enabled=use_amp):
-                logits, features = model(images)
-                loss = id_loss(logits, targets, cfg.label_smoothing) + batch_hard_triplet_loss(features.float(), targets, cfg.triplet_margin)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, batch {step + 1} ({model.spec if hasattr(model, 'spec') else ''}); "
-                    f"lower the learning rate (lr={cfg.lr}) or check the input images"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            with DEVICE_LOCK.shared():  # a latency timing on this machine waits for this step, not for the whole training
+                with torch.autocast(device.type, enabled=use_amp):
+                    logits, features = model(images)
+                    loss = id_loss(logits, targets, cfg.label_smoothing) + batch_hard_triplet_loss(features.float(), targets, cfg.triplet_margin)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"loss became {loss.item()} at epoch {epoch + 1}, batch {step + 1} ({model.spec if hasattr(model, 'spec') else ''}); "
+                        f"lower the learning rate (lr={cfg.lr}) or check the input images"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
             total += loss.item()
             result.images_seen += len(images)
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}")
         bar.close()
         result.epoch_losses.append(total / max(batches, 1))
+        if cfg.log_epochs:
+            log.info("training %s: epoch %d/%d, loss %.3f, %.0f s", getattr(model, "spec", "model"), epoch + 1, cfg.epochs,
+                     result.epoch_losses[-1], time.perf_counter() - started)
         val = None
         last = epoch == cfg.epochs - 1
         if validation is not None and (last or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0)):

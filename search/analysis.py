@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from attnas.evaluators.metric_registry import METRICS
 from attnas.search.noise import NoiseFloor, noise_floors
+from attnas.models.backbones import layout
 from attnas.search.rules import Rules, effects_frame, fit_effects, rules_in_words
 from attnas.space import ArchSpec
 
@@ -265,16 +266,31 @@ def hypervolume_history(study: optuna.Study, reference: np.ndarray) -> pd.DataFr
     return pd.DataFrame({"trial": list(trace.x), "hypervolume": list(trace.y)})
 
 
-def parameter_importances(study: optuna.Study, direction: str) -> pd.DataFrame:
-    """Optuna's importances of the sampler parameters for the first objective (empty frame when
-    there are too few trials or no parameter common to all of them)."""
-    sign = -1.0 if direction == "maximize" else 1.0  # the default evaluator ranks by low target values
+def position_importances(v: StudyView) -> pd.DataFrame:
+    """How much each position matters for the first objective, by what sits there (`none` or a
+    block variant): Optuna's default importance evaluator (PED-ANOVA) on features that say what
+    they are, not on the sampler's slots. Empty when fewer than four architectures or no position
+    varies."""
+    specs = [ArchSpec.parse(s) for s in v.architectures["spec"]]
+    used = sorted({pos for spec in specs for pos in spec.blocks}, key=layout(v.backbone).key)
+    if len(specs) < 4 or not used:
+        return pd.DataFrame(columns=["parameter", "importance"])
+    values = {pos: [str(spec.blocks[pos]) if pos in spec.blocks else "none" for spec in specs] for pos in used}
+    distributions = {pos: optuna.distributions.CategoricalDistribution(sorted(set(vals))) for pos, vals in values.items()}
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        with warnings.catch_warnings():  # PED-ANOVA's notes on few trials: the frame says it all
+        scratch = optuna.create_study(direction=v.directions[0])
+        scratch.add_trials([optuna.trial.create_trial(params={pos: values[pos][i] for pos in used}, distributions=distributions,
+                                                      value=float(value))
+                            for i, value in enumerate(v.architectures[v.objectives[0]])])
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            importances = optuna.importance.get_param_importances(study, target=lambda t: sign * t.values[0])
+            importances = optuna.importance.get_param_importances(scratch)
     except (ValueError, RuntimeError):
         return pd.DataFrame(columns=["parameter", "importance"])
+    finally:
+        optuna.logging.set_verbosity(verbosity)
     return pd.DataFrame({"parameter": list(importances), "importance": list(importances.values())})
 
 
@@ -311,7 +327,7 @@ def analyse(study: optuna.Study, min_gain_se: float = 2.0) -> Analysis:
         history=hypervolume_history(study, reference),
         position_effects=effects_frame(position),
         stage_effects=effects_frame(stage),
-        importances=parameter_importances(study, v.directions[0]),
+        importances=position_importances(v),
         rules=rules_in_words(v.architectures, v.front, v.objectives, stage, position),
         verdict=verdict(v, min_gain_se),
     )

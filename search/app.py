@@ -16,7 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 
 from attnas.search.cli import hydra_app
 from attnas.search.config import ConfigError, SearchConfig
-from attnas.search.study import search, setup
+from attnas.search.study import Terminated, prepare, search, setup
 
 log = logging.getLogger("attnas.search")
 
@@ -25,13 +25,20 @@ def run(cfg: SearchConfig) -> None:
     if cfg.progress:
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # one progress bar instead of a line per trial
     out = Path(HydraConfig.get().runtime.output_dir)
+    cfg.storage = cfg.storage or f"sqlite:///{out / 'study.db'}"
     try:
         prepared = setup(cfg, cache_path=str(out / "evaluations.jsonl"), workdir=str(out))
-        prepared.evaluator.prepare(prepared.space.backbone)
+        prepare(prepared)
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
         log.error("%s", error)
         sys.exit(2)
-    study = search(prepared, cfg)
+    try:
+        study = search(prepared, cfg)
+    except KeyboardInterrupt as interrupt:
+        terminated = isinstance(interrupt, Terminated)
+        log.error("%s: the running trial is marked FAIL with the reason; run the same command to resume",
+                  "terminated (SIGTERM)" if terminated else "interrupted (Ctrl-C)")
+        sys.exit(143 if terminated else 130)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     log.info("study %s: %d trials (%d complete), Pareto front: %s", study.study_name, len(study.trials), len(complete),
              ", ".join(sorted({t.user_attrs.get("spec", "?") for t in study.best_trials})))

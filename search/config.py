@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -39,13 +40,17 @@ class SearchConfig:
     evaluator: Any = MISSING
     sampler: Any = MISSING
     device: Any = MISSING
-    study_name: str = "attnas-${space.backbone}-${dataset.name}-${evaluator.name}"
-    # SQLite file in the run folder (stable per study, so the same command resumes); any Optuna
-    # storage URL works: postgresql://..., mysql://..., or journal:PATH for a journal file
-    storage: str = "sqlite:///${hydra:runtime.output_dir}/study.db"
-    n_trials: int = 10  # finished trials the study should hold; a resumed run only adds the rest
+    # a job of a --multirun sweep gets its overrides appended (`...-proxy-space.max_blocks-2`), so
+    # each sweep point is its own study; `worker` is left out, so workers of a sweep share one
+    study_name: str = "attnas-${space.backbone}-${dataset.name}-${evaluator.name}${attnas.sweep_suffix:}"
+    # None: a SQLite file in the run folder, runs/<study_name>/study.db (stable per study, so the same
+    # command resumes); any Optuna storage URL works: postgresql://..., mysql://..., journal:PATH
+    storage: Optional[str] = None
+    n_trials: int = 10  # COMPLETE trials the study should hold, across runs and workers; a resumed run adds the rest
+    max_failures: int = 10  # stop when the study holds this many failed trials
     timeout: Optional[float] = None  # seconds for this process
-    seed: int = 0
+    seed: int = 0  # training seeds seed, seed+1, ... (repeats) and the sampler's; same seed, same numbers
+    worker: Optional[int] = None  # this process's index among workers of one study: their samplers differ
     workers: int = 1  # parallel trials in this process (threads); start more processes for more
     enqueue_references: bool = True  # plain backbone + the paper's configurations first
     constraints: dict[str, float] = field(default_factory=dict)  # {latency_ratio: 1.10}: feasible when within
@@ -63,7 +68,7 @@ class ReportConfig:
 
     storage: str = MISSING
     study_name: str = MISSING
-    out: str = "runs/${study_name}/report"
+    out: Optional[str] = None  # None: next to the storage, <folder of the .db>/reports/<study_name>
 
 
 @dataclass
@@ -75,10 +80,21 @@ class ExportConfig:
     pick: str = "knee"  # knee | max_map | METRIC<=VALUE, e.g. latency<=1.05
     min_gain_se: float = 2.0  # consider only candidates beating the plain backbone by this many standard errors
     allow_insignificant: bool = False  # export even when none does (the verdict is written with it)
-    out: str = "runs/${study_name}/export"
+    out: Optional[str] = None  # None: next to the storage, <folder of the .db>/exports/<study_name>
+    overwrite: bool = False  # replace an export of another spec in `out`
     model: bool = False  # also write state_dict, TorchScript and ONNX (when onnx is installed)
-    weights: Optional[str] = None  # a trained state_dict from attnas-train
+    weights: Optional[str] = None  # the model.pt attnas-train wrote for the picked architecture
+    untrained: bool = False  # with model=true and no weights: export random weights, marked untrained
     input_size: list[int] = field(default_factory=lambda: [256, 128])
+
+
+def default_output(storage: str, study_name: str, kind: str) -> str:
+    """Where a study's reports and exports go unless told: beside a file storage
+    (`runs/x/study.db` -> `runs/x/reports/<study>`), else under `runs/<study>/`."""
+    for prefix in ("sqlite:///", "journal:"):
+        if storage.startswith(prefix):
+            return str(Path(storage.removeprefix(prefix)).parent / f"{kind}s" / study_name)
+    return str(Path("runs") / study_name / f"{kind}s")
 
 
 #: schemas of the dataset configs by kind (`conf/dataset/*.yaml` extend one of them)
@@ -86,8 +102,27 @@ DATASET_SCHEMAS = {"dataset": DatasetConfig, "split_dataset": SplitDatasetConfig
                    "synthetic": SyntheticDatasetConfig}
 
 
+def sweep_name() -> str:
+    """The job's overrides as a folder- and study-name-safe string (`space.max_blocks-2__seed-1`);
+    empty outside a --multirun job. Hydra's own name has `=` and `,`, which Hydra's grammar then
+    refuses when the path is passed back (storage=sqlite:///runs/multirun/...)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        config = HydraConfig.get()
+    except ValueError:  # composed outside an app (tests, the Python API)
+        return ""
+    if config.mode != RunMode.MULTIRUN:
+        return ""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", config.job.override_dirname or "").strip("_")
+
+
 def register_configs() -> None:
-    """Put every schema in Hydra's ConfigStore (idempotent); call before composing."""
+    """Put every schema in Hydra's ConfigStore and the resolvers in OmegaConf (idempotent);
+    call before composing."""
+    OmegaConf.register_new_resolver("attnas.sweep_name", sweep_name, replace=True)
+    OmegaConf.register_new_resolver("attnas.sweep_suffix", lambda: f"-{sweep_name()}" if sweep_name() else "", replace=True)
     store = ConfigStore.instance()
     store.store(name="search_schema", node=SearchConfig)
     store.store(name="report_schema", node=ReportConfig)

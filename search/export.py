@@ -1,9 +1,10 @@
-"""Export the chosen architecture: its spec with metrics and provenance, and on request the model
-(state_dict, TorchScript, ONNX), each verified by rebuilding from the spec and comparing outputs."""
+"""Export the chosen architecture: its spec with metrics, their uncertainty, the verdict against
+seed noise and the provenance (`attnas.search.deploy` writes the model itself)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,10 @@ from typing import Any
 import numpy as np
 import optuna
 import pandas as pd
-import torch
 import yaml
 
-from attnas.models import build_model
 from attnas.evaluators.metric_registry import METRICS
+from attnas.search.deploy import EMBEDDING
 from attnas.search.analysis import StudyView, Verdict, pareto_mask, verdict, view
 from attnas.space import ArchSpec
 
@@ -104,12 +104,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def export_spec(study: optuna.Study, rule: str, out_dir: str | Path, storage: str = "", min_gain_se: float = 2.0,
-                allow_insignificant: bool = False) -> tuple[ArchSpec, dict]:
+def export_record(study: optuna.Study, rule: str, storage: str = "", min_gain_se: float = 2.0,
+                  allow_insignificant: bool = False) -> tuple[ArchSpec, dict]:
+    """The picked spec and everything an exported architecture file says about it."""
     v = view(study)
     row, judged = pick(v, rule, min_gain_se, allow_insignificant)
     spec = ArchSpec.parse(row["spec"])
     significant = row["spec"] in judged.significant
+    attrs = study.user_attrs
+    trial = study.trials[int(row["number"])]
     record = {
         "spec": str(spec),
         **spec.to_dict(),
@@ -122,59 +125,54 @@ def export_spec(study: optuna.Study, rule: str, out_dir: str | Path, storage: st
                     "versus": judged.plain, "gain": _plain(row["gain"]), "gain_se": _plain(row["gain_se"]),
                     "min_gain_se": min_gain_se, "study": judged.sentence()},
         "status": {k: _plain(row[k]) for k in ("feasible", "on_front", "reference", "times_proposed") if k in row.index},
-        "provenance": {"study": study.study_name, "storage": storage, "trial": int(row["number"]), "pick": rule,
-                       "objectives": dict(zip(v.objectives, v.directions)), "config": study.user_attrs},
+        "embedding": EMBEDDING,
+        "provenance": {
+            "study": study.study_name, "storage": storage, "trial": int(row["number"]), "pick": rule,
+            "objectives": dict(zip(v.objectives, v.directions)),
+            "evaluator": attrs.get("evaluator_config"), "dataset": attrs.get("dataset_config"), "data": attrs.get("data"),
+            "validation": attrs.get("validation"), "seeds": (trial.user_attrs.get("per_seed") or {}).get("seeds"),
+            "measured_on": trial.user_attrs.get("measured_on") or _measured_on(study, row["spec"]),
+            "software": attrs.get("software"), "fingerprint": attrs.get("evaluator"),
+        },
     }
+    return spec, json.loads(json.dumps(record, default=str))
+
+
+def _measured_on(study: optuna.Study, spec: str) -> dict | None:
+    """Where the first trial that measured `spec` timed it (re-proposals carry no context)."""
+    for trial in study.get_trials(deepcopy=False):
+        if trial.user_attrs.get("spec") == spec and trial.user_attrs.get("measured_on"):
+            return trial.user_attrs["measured_on"]
+    return None
+
+
+#: files an export writes; `model*` ones come and go with `model=true`
+EXPORT_FILES = ("architecture.yaml", "architecture.json")
+
+
+def write_export(record: dict, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Write the architecture files atomically. A folder holding another spec's export is refused
+    (its model files would sit beside the new spec) unless `overwrite`, which clears them."""
     out = Path(out_dir)
+    previous = out / "architecture.yaml"
+    if previous.exists():
+        old = ArchSpec.load(previous)
+        if str(old) != record["spec"]:
+            if not overwrite:
+                raise ValueError(f"{str(out)!r} holds the export of {old}; choose another out= or overwrite=true")
+            for stale in out.glob("model*"):
+                stale.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "architecture.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
-    (out / "architecture.yaml").write_text(yaml.safe_dump(json.loads(json.dumps(record, default=str)), sort_keys=False))
+    for name, text in (("architecture.json", json.dumps(record, indent=2) + "\n"),
+                       ("architecture.yaml", yaml.safe_dump(record, sort_keys=False))):
+        partial = out / f".{name}.partial-{os.getpid()}"
+        partial.write_text(text)
+        os.replace(partial, out / name)
+    return out
+
+
+def export_spec(study: optuna.Study, rule: str, out_dir: str | Path, storage: str = "", min_gain_se: float = 2.0,
+                allow_insignificant: bool = False, overwrite: bool = False) -> tuple[ArchSpec, dict]:
+    spec, record = export_record(study, rule, storage, min_gain_se, allow_insignificant)
+    write_export(record, out_dir, overwrite)
     return spec, record
-
-
-def _outputs_equal(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
-    if not torch.allclose(a, b, rtol=1e-4, atol=1e-4):
-        raise RuntimeError(f"{what}: outputs differ from the model rebuilt from the spec (max |diff| {(a - b).abs().max():.3g})")
-
-
-@torch.no_grad()
-def export_model(spec: ArchSpec, out_dir: str | Path, num_classes: int = 1, weights: str | None = None,
-                 input_size: tuple[int, int] = (256, 128), formats: tuple[str, ...] = ("state_dict", "torchscript", "onnx")) -> dict[str, str]:
-    """Write the model in each format and check each against a fresh build from the spec."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model = build_model(spec, num_classes)
-    if weights:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        num_classes = state["head.classifier.weight"].shape[0]
-        model = build_model(spec, num_classes)
-        model.load_state_dict(state)
-    model.eval()
-    x = torch.randn(2, 3, *input_size)
-    expected = model(x)
-    written: dict[str, str] = {}
-    path = out / "model_state_dict.pt"
-    torch.save(model.state_dict(), path)
-    rebuilt = build_model(spec, num_classes)
-    rebuilt.load_state_dict(torch.load(path, weights_only=True))
-    _outputs_equal(rebuilt.eval()(x), expected, "state_dict")
-    written["state_dict"] = str(path)
-    if "torchscript" in formats:
-        path = out / "model.torchscript.pt"
-        torch.jit.save(torch.jit.trace(model, x), path)
-        _outputs_equal(torch.jit.load(path)(x), expected, "TorchScript")
-        written["torchscript"] = str(path)
-    if "onnx" in formats:
-        try:
-            import onnx  # noqa: F401
-            import onnxruntime
-        except ImportError:
-            written["onnx"] = "skipped: pip install onnx onnxruntime to export ONNX"
-        else:
-            path = out / "model.onnx"
-            torch.onnx.export(model, (x,), str(path), input_names=["images"], output_names=["embedding"],
-                              dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=1024)},))
-            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-            _outputs_equal(torch.from_numpy(session.run(None, {"images": x.numpy()})[0]), expected, "ONNX")
-            written["onnx"] = str(path)
-    return written

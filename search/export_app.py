@@ -6,16 +6,22 @@ import logging
 import sys
 
 from attnas.search.cli import hydra_app
-from attnas.search.config import ExportConfig
-from attnas.search.export import InsignificantError, export_model, export_spec, load_study
+from attnas.search.config import ExportConfig, default_output
+from attnas.search.deploy import check_weights, export_model
+from attnas.search.export import InsignificantError, export_record, load_study, write_export
 
 log = logging.getLogger("attnas.export")
 
 
 def run(cfg: ExportConfig) -> None:
+    out = cfg.out or default_output(cfg.storage, cfg.study_name, "export")
     try:
-        spec, record = export_spec(load_study(cfg.storage, cfg.study_name), str(cfg.pick), cfg.out, cfg.storage,
-                                   cfg.min_gain_se, cfg.allow_insignificant)
+        spec, record = export_record(load_study(cfg.storage, cfg.study_name), str(cfg.pick), cfg.storage,
+                                     cfg.min_gain_se, cfg.allow_insignificant)
+        state = check_weights(spec, cfg.weights, cfg.untrained) if cfg.model else None  # before anything is written
+        if cfg.model:
+            record["weights"] = cfg.weights or "untrained"
+        write_export(record, out, cfg.overwrite)
     except InsignificantError as error:
         log.error("%s", error)
         sys.exit(3)
@@ -26,9 +32,11 @@ def run(cfg: ExportConfig) -> None:
         log.warning("exported without evidence: %s", record["verdict"]["study"])
     print(f"picked {spec} (trial {record['provenance']['trial']}): "
           + ", ".join(f"{k}={v:.4g}" for k, v in record["metrics"].items() if isinstance(v, float)))
-    print(f"wrote {cfg.out}/architecture.yaml and architecture.json")
+    print(f"wrote {out}/architecture.yaml and architecture.json")
     if cfg.model:
-        for kind, where in export_model(spec, cfg.out, weights=cfg.weights, input_size=tuple(cfg.input_size)).items():
+        written = export_model(spec, out, weights=cfg.weights, untrained=cfg.untrained, input_size=tuple(cfg.input_size),
+                               state=state)
+        for kind, where in written.items():
             print(f"{kind}: {where}")
 
 

@@ -36,13 +36,16 @@ def front_figure(v: StudyView) -> go.Figure:
     y_name, x_name = v.objectives[0], v.objectives[-1]
     t = v.architectures
     fig = go.Figure()
+    unreliable = t["latency_unreliable"].fillna(0).astype(bool) if "latency_unreliable" in t else pd.Series(False, index=t.index)
     for label, mask, symbol in (("feasible", t["feasible"], "circle"), ("infeasible", ~t["feasible"], "x")):
         part = t[mask]
+        flagged = unreliable[mask]  # a red ring: the timing looked disturbed even after its retries
         fig.add_trace(go.Scatter(
             x=part[x_name], y=part[y_name], mode="markers", name=f"{label} ({len(part)})",
             error_x=_errors(part, x_name), error_y=_errors(part, y_name),
             marker=dict(symbol=symbol, size=9, color=part["p_front"], colorscale="Viridis", cmin=0, cmax=1,
-                        showscale=label == "feasible", colorbar=dict(title="P(on front)", x=1.02)),
+                        showscale=label == "feasible", colorbar=dict(title="P(on front)", x=1.02),
+                        line=dict(color=["red" if f else "black" for f in flagged], width=[3 if f else 0.5 for f in flagged])),
             hovertext=[_hover(r, v.objectives) for _, r in part.iterrows()], hoverinfo="text"))
     refs = t[t["reference"]]
     fig.add_trace(go.Scatter(x=refs[x_name], y=refs[y_name], mode="markers+text", name="references", text=refs["spec"],
@@ -101,7 +104,8 @@ def importance_figure(a: Analysis) -> go.Figure | None:
     if a.importances.empty:
         return None
     fig = go.Figure(go.Bar(x=a.importances["importance"], y=a.importances["parameter"], orientation="h"))
-    fig.update_layout(title=f"Optuna parameter importances for {a.view.objectives[0]} (sampler parameters)", height=320)
+    fig.update_layout(title=f"importance of each position for {a.view.objectives[0]} (Optuna's importance evaluator over which "
+                            f"block sits there, or none)", height=320)
     return fig
 
 
@@ -155,6 +159,12 @@ def evidence(a: Analysis) -> str:
     if not v.uncertainty_known:
         lines.append("no noise floor: no spec of this study was trained under two or more seeds, so the uncertainty of "
                      "its accuracy is unknown; set evaluator.reference_repeats >= 2")
+    if "latency_unreliable" in v.architectures:
+        flagged = v.architectures[v.architectures["latency_unreliable"].fillna(0) > 0]["spec"].tolist()
+        if flagged:
+            lines.append(f"latency of {len(flagged)} architecture(s) looked disturbed even after re-timing (red rings): "
+                         f"{', '.join(flagged[:5])}{' ...' if len(flagged) > 5 else ''}; time them on a quiet machine "
+                         f"or use a latency profile")
     lines.append(f"verdict: {a.verdict.sentence()}")
     return "".join(f"<li>{html.escape(line)}</li>" for line in lines)
 

@@ -6,7 +6,7 @@ import logging
 import sys
 
 from attnas.search.cli import hydra_app
-from attnas.search.config import ReportConfig
+from attnas.search.config import ReportConfig, default_output
 from attnas.search.export import load_study
 from attnas.search.report import write_report
 
@@ -15,7 +15,7 @@ log = logging.getLogger("attnas.report")
 
 def run(cfg: ReportConfig) -> None:
     try:
-        paths = write_report(load_study(cfg.storage, cfg.study_name), cfg.out)
+        paths = write_report(load_study(cfg.storage, cfg.study_name), cfg.out or default_output(cfg.storage, cfg.study_name, "report"))
     except ValueError as error:
         log.error("%s", error)
         sys.exit(2)

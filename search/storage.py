@@ -3,11 +3,16 @@ failed and retried instead of staying RUNNING forever."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import optuna
+
+from attnas.evaluators.artefacts import file_lock
 
 
 def make_storage(url: str, heartbeat_interval: int | None = 60, grace_period: int | None = 300, max_retry: int = 2):
@@ -45,3 +50,36 @@ def _create_rdb_storage(url: str, kwargs: dict[str, Any], attempts: int = 10) ->
                 raise
             time.sleep(0.2 + 0.3 * attempt)
     raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def study_lock(storage: optuna.storages.BaseStorage, url: str, study_name: str) -> Iterator[None]:
+    """Mutual exclusion between workers of one study for the few bookkeeping steps that must not
+    interleave (queueing the references): a file lock beside a SQLite or journal file, an advisory
+    lock on PostgreSQL (pg_advisory_lock) or MySQL (GET_LOCK), held for the block only."""
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url.removeprefix("journal:") \
+        if url.startswith("journal:") else None
+    if path is not None:
+        with file_lock(f"{path}.{re.sub(r'[^A-Za-z0-9._-]', '_', study_name)}"):
+            yield
+        return
+    engine = getattr(storage, "engine", None)
+    dialect = engine.dialect.name if engine is not None else ""
+    if dialect not in ("postgresql", "mysql"):
+        yield
+        return
+    from sqlalchemy import text
+
+    key = int.from_bytes(hashlib.sha1(f"attnas:{study_name}".encode()).digest()[:8], "big", signed=True)
+    with engine.connect() as connection:
+        if dialect == "postgresql":
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+        else:
+            connection.execute(text("SELECT GET_LOCK(:key, 600)"), {"key": str(key)})
+        try:
+            yield
+        finally:
+            if dialect == "postgresql":
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+            else:
+                connection.execute(text("SELECT RELEASE_LOCK(:key)"), {"key": str(key)})

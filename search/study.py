@@ -1,22 +1,28 @@
 """The search driver: a multi-objective Optuna study over the space, resumable and shareable.
 
 What a user relies on, and where it is kept:
-* every trial stores its canonical spec and every metric as user attributes (so
-  `study.trials_dataframe()` and optuna-dashboard show them);
-* an architecture is trained once per seed per study: a trial whose spec a finished trial already
-  holds reuses its runs (`duplicate_of` when nothing new was needed), and one that another worker
-  is training waits for it; the references enqueued first get `reference_repeats` seeds, the
-  others `repeats`, and the pooled spread of repeated specs is the study's `noise_floor`;
+* every trial stores its canonical spec, its per-seed runs and every metric as user attributes
+  (so `study.trials_dataframe()` and optuna-dashboard show them), and the objectives are named;
+* an architecture is trained once per seed per study (see `trials`); the references enqueued
+  first get `reference_repeats` seeds, and the pooled spread of repeated specs is the study's
+  `noise_floor`;
+* the references are queued once, under a study lock, whatever the number of workers, and queued
+  again on resume when one is missing or failed (a Ctrl-C during the baseline loses nothing);
 * constraints go through `trial.set_constraint`, so infeasible trials are kept, ranked behind;
-* a trial that raises is FAIL with its error stored, and the study goes on; Ctrl-C leaves the
-  storage consistent (the interrupted trial is FAIL) and the same command resumes;
-* `n_trials` is the number of finished trials the study should hold, across runs and workers.
+* `n_trials` is the number of COMPLETE trials the study should hold, across runs and workers,
+  never more: a trial that would exceed it is pruned as surplus; failed trials are reported and
+  stop the search once there are `max_failures` of them;
+* a trial that raises is FAIL with its error stored, and the study goes on; Ctrl-C or SIGTERM
+  marks the running trial FAIL with the reason, and the same command resumes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import traceback
+import signal
+import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,14 +34,16 @@ from tqdm.auto import tqdm
 from attnas.evaluators import CachedEvaluator, make_evaluator
 from attnas.evaluators.metric_registry import METRICS, constraint_violation, directions
 from attnas.search.config import ConfigError, SearchConfig
-from attnas.search.noise import noise_floors
 from attnas.search.samplers import make_sampler
-from attnas.search.storage import make_storage
-from attnas.search.trials import evaluate, known_record, summarise
+from attnas.search.storage import make_storage, study_lock
+from attnas.search.trials import make_objective
 from attnas.space import SearchSpace, make_space, references
 
 log = logging.getLogger("attnas.search")
-FINISHED = (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler ending the job), handled like Ctrl-C: the trial is marked FAIL."""
 
 
 @dataclass
@@ -45,6 +53,7 @@ class SearchSetup:
     evaluator: CachedEvaluator
     objectives: list[str]
     constraints: dict[str, float]
+    url: str  # the storage URL, for the study lock
 
 
 def _check_or_record(study: optuna.Study, key: str, value: Any, hint: str) -> None:
@@ -71,6 +80,9 @@ def check_metrics(objectives: list[str], constraints: dict[str, float], produced
 
 
 def setup(cfg: SearchConfig, cache_path: str | None = None, workdir: str | None = None) -> SearchSetup:
+    if cfg.n_trials < 0 or cfg.max_failures < 1 or cfg.workers < 1:
+        raise ConfigError(f"n_trials must be >= 0, max_failures and workers >= 1; got n_trials={cfg.n_trials}, "
+                          f"max_failures={cfg.max_failures}, workers={cfg.workers}")
     space = make_space(cfg.space)
     objectives = list(cfg.evaluator.objectives)
     dirs = directions(objectives)
@@ -79,114 +91,124 @@ def setup(cfg: SearchConfig, cache_path: str | None = None, workdir: str | None 
         workdir = str(Path(cache_path).parent)
     evaluator = make_evaluator(cfg.evaluator, cfg.dataset, cfg.device, workdir, cache_path)
     check_metrics(objectives, constraints, evaluator.produces(), cfg.evaluator.name)
-    storage = make_storage(cfg.storage, cfg.heartbeat_interval, cfg.grace_period, cfg.max_retry)
-    study = optuna.create_study(study_name=cfg.study_name, storage=storage, directions=dirs,
-                                sampler=make_sampler(cfg.sampler, cfg.seed), load_if_exists=True)
+    url = cfg.storage or (f"sqlite:///{Path(workdir) / 'study.db'}" if workdir else None)
+    if url is None:
+        raise ConfigError("set storage=URL (sqlite:///PATH.db, postgresql://..., journal:PATH); attnas-search defaults "
+                          "to runs/<study_name>/study.db")
+    storage = make_storage(url, cfg.heartbeat_interval, cfg.grace_period, cfg.max_retry)
+    study = optuna.create_study(study_name=cfg.study_name, storage=storage, directions=dirs, load_if_exists=True)
     if [d.name.lower() for d in study.directions] != dirs:
         raise ValueError(f"study {study.study_name!r} exists with directions {[d.name.lower() for d in study.directions]}, "
                          f"this run asks {dirs} for {objectives}; pick another study_name")
+    # seeded by the seed, the worker and how far the study is: a resumed study does not re-propose what
+    # it holds, and workers of one study draw differently (ones started alike reseed when they collide)
+    study.sampler = make_sampler(cfg.sampler, sampler_seed(cfg.seed, cfg.worker or 0, len(study.trials)))
     hint = "results would not be comparable; use another study_name (or storage)"
     _check_or_record(study, "objectives", objectives, hint)
     _check_or_record(study, "space", space.describe(), hint)
     _check_or_record(study, "evaluator", evaluator.fingerprint(), hint)
     _check_or_record(study, "constraints", constraints, hint)
-    if cfg.enqueue_references and not study.trials:
-        for spec in references(cfg.space, space):
-            study.enqueue_trial(space.params_for(spec), user_attrs={"reference": True}, skip_if_exists=True)
-    return SearchSetup(study, space, evaluator, objectives, constraints)
+    if study.metric_names != objectives:  # optuna-dashboard and trials_dataframe show "mAP", not "values_0"
+        study.set_metric_names(objectives)
+    study.set_user_attr("evaluator_config", dataclasses.asdict(cfg.evaluator))
+    study.set_user_attr("dataset_config", dataclasses.asdict(cfg.dataset))
+    study.set_user_attr("software", software())
+    prepared = SearchSetup(study, space, evaluator, objectives, constraints, url)
+    if cfg.enqueue_references:
+        enqueue_references(prepared, cfg)
+    return prepared
 
 
-def make_objective(setup_: SearchSetup, cfg: SearchConfig):
-    space, evaluator, objectives, constraints = setup_.space, setup_.evaluator, setup_.objectives, setup_.constraints
-    seeded = [name for name in evaluator.produces() if name in METRICS and METRICS[name].seeded]
+def sampler_seed(seed: int, worker: int, trials: int) -> int:
+    """A 32-bit seed from (seed, worker, trials so far), stable across processes."""
+    import hashlib
 
-    def objective(trial: optuna.Trial) -> list[float]:
-        spec = space.sample(trial)
-        key = str(spec)
-        trial.set_user_attr("spec", key)
-        trial.set_user_attr("num_blocks", spec.num_blocks)
-        repeats = cfg.evaluator.reference_repeats if trial.user_attrs.get("reference") else cfg.evaluator.repeats
-        seeds = [cfg.seed + i for i in range(max(repeats, 1))]
-        try:
-            known = known_record(trial.study, key, trial.number, cfg.duplicate_wait)
-            cost, per_seed, fresh = evaluate(evaluator, spec, seeds, known)
-        except Exception as error:
-            trial.set_user_attr("error", f"{type(error).__name__}: {error}")
-            trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
-            log.warning("trial %d (%s) failed: %s", trial.number, key, error)
-            raise
-        if not fresh and known is not None:
-            trial.set_user_attr("duplicate_of", known.number)
-        else:
-            trial.set_user_attr("measured_on", evaluator.context())
-        if per_seed:
-            trial.set_user_attr("per_seed", per_seed)
-        floors = noise_floors([*trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
-                               _Pending(key, per_seed)], seeded)
-        metrics = summarise(cost, per_seed, floors)
-        trial.set_user_attr("metrics", metrics)
-        for name, value in metrics.items():
-            trial.set_user_attr(name, value)
-        for name, limit in constraints.items():
-            trial.set_constraint(name, constraint_violation(name, metrics[name], limit))
-        record_noise_floor(trial.study, floors)
-        return [metrics[name] for name in objectives]
-
-    return objective
+    return int.from_bytes(hashlib.sha1(f"{seed}:{worker}:{trials}".encode()).digest()[:4], "big")
 
 
-@dataclass
-class _Pending:
-    """The trial being finished, as `noise_floors` reads trials."""
-
-    spec: str
-    per_seed: dict
-
-    @property
-    def user_attrs(self) -> dict:
-        return {"spec": self.spec, "per_seed": self.per_seed}
-
-
-def record_noise_floor(study: optuna.Study, floors: dict) -> None:
-    """Store the study's seed noise (`noise_floor`) and log it when it changes."""
-    value = {name: floor.to_dict() for name, floor in floors.items()}
-    if value and value != study.user_attrs.get("noise_floor"):
-        study.set_user_attr("noise_floor", value)
-        for name, floor in floors.items():
-            log.info("noise floor of %s: sd %.4f from %d specs, %d seeded runs", name, floor.sd, floor.specs, floor.seeds)
+def enqueue_references(s: SearchSetup, cfg: SearchConfig) -> None:
+    """Queue each configured reference that the study lacks (none complete, waiting or running),
+    under the study lock, so workers starting together queue it once and a resumed study gets a
+    failed or interrupted reference back."""
+    with study_lock(s.study._storage, s.url, s.study.study_name):
+        held = {t.user_attrs.get("reference_spec") for t in s.study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING))}
+        complete = {t.user_attrs.get("spec") for t in s.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+        for spec in references(cfg.space, s.space):
+            if str(spec) not in held and str(spec) not in complete:
+                s.study.enqueue_trial(s.space.params_for(spec), user_attrs={"reference": True, "reference_spec": str(spec)})
 
 
-def finished_trials(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+def software() -> dict[str, str]:
+    """Versions that shaped the numbers: attnas (and its git revision when run from a checkout), torch, optuna."""
+    from importlib.metadata import version
+
+    import torch
+
+    here = Path(__file__).resolve().parent
+    try:
+        revision = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=here, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        revision, dirty = "", ""
+    return {"attnas": version("attnas"), "git": (revision + ("+dirty" if dirty.strip() else "")) or "unknown",
+            "torch": torch.__version__, "optuna": optuna.__version__}
+
+
+def prepare(s: SearchSetup) -> None:
+    """One-time work of the evaluator (data, validation split, parent), recorded in the study."""
+    s.evaluator.prepare(s.space.backbone)
+    provenance = s.evaluator.provenance()
+    if "validation" in provenance:
+        s.study.set_user_attr("validation", provenance["validation"])
+        s.study.set_user_attr("data", provenance["data"])
 
 
 def run_search(cfg: SearchConfig, cache_path: str | None = None, workdir: str | None = None) -> optuna.Study:
     """Set the study up (config errors surface here, before any work), prepare the evaluator
     (data, parent), then search."""
     prepared = setup(cfg, cache_path, workdir)
-    prepared.evaluator.prepare(prepared.space.backbone)
+    prepare(prepared)
     return search(prepared, cfg)
 
 
+def count(study: optuna.Study, state: TrialState) -> int:
+    return len(study.get_trials(deepcopy=False, states=(state,)))
+
+
 def search(s: SearchSetup, cfg: SearchConfig) -> optuna.Study:
-    study = s.study
-    target = int(cfg.n_trials)
-    remaining = target - finished_trials(study)
-    log.info("study %s: %s; %d of %d trials finished", study.study_name, s.space.describe(), target - max(remaining, 0), target)
-    if remaining <= 0:
+    study, target = s.study, cfg.n_trials
+    done = count(study, TrialState.COMPLETE)
+    log.info("study %s: %s; %d of %d trials complete", study.study_name, s.space.describe(), min(done, target), target)
+    if done >= target:
         return study
-    bar = tqdm(total=target, initial=target - remaining, desc="trials", disable=not cfg.progress)
+    bar = tqdm(total=target, initial=done, desc="trials", disable=not cfg.progress)
 
     def on_trial(study_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        bar.update(1)
-        front = study_.best_trials
-        bar.set_postfix(front=len(front), last=trial.user_attrs.get("spec", "?"))
-        if finished_trials(study_) >= target:
+        complete, failed = count(study_, TrialState.COMPLETE), count(study_, TrialState.FAIL)
+        bar.n = min(complete, target)
+        bar.set_postfix(failed=failed, last=trial.user_attrs.get("spec", "?"))
+        bar.refresh()
+        if complete >= target:
+            study_.stop()
+        elif failed >= cfg.max_failures:
+            log.error("stopping: %d trials failed (max_failures=%d); last error: %s", failed, cfg.max_failures,
+                      trial.user_attrs.get("error", "?"))
             study_.stop()
 
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        study.optimize(make_objective(s, cfg), n_trials=remaining, timeout=cfg.timeout,
-                       n_jobs=cfg.workers, catch=(Exception,), callbacks=[on_trial])
+        study.optimize(make_objective(s, cfg), n_trials=None, timeout=cfg.timeout, n_jobs=cfg.workers,
+                       catch=(Exception,), callbacks=[on_trial])
     finally:
         bar.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return study
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated(f"signal {signum} (SIGTERM)")

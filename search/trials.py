@@ -14,17 +14,26 @@ are reused (across processes too: they are in the storage), and only missing see
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+import traceback
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import TrialState
 
 from attnas.evaluators import CachedEvaluator
-from attnas.evaluators.metric_registry import METRICS, se_name
-from attnas.search.noise import NoiseFloor
+from attnas.evaluators.metric_registry import METRICS, constraint_violation, se_name
+from attnas.search.noise import NoiseFloor, noise_floors
 from attnas.space import ArchSpec
+
+if TYPE_CHECKING:
+    from attnas.search.config import SearchConfig
+    from attnas.search.study import SearchSetup
+
+log = logging.getLogger("attnas.search")
 
 
 @dataclass
@@ -43,11 +52,15 @@ class Known:
         return {k: v[index] for k, v in self.per_seed.items() if k != "seeds"}
 
 
-def known_record(study: optuna.Study, spec: str, number: int, wait_s: float) -> Known | None:
-    """The richest finished record of `spec`; when a lower-numbered trial is still training it,
-    wait for that trial (up to `wait_s`) rather than train the same spec twice."""
+def known_record(study: optuna.Study, spec: str, number: int, claimed: float, wait_s: float) -> tuple[Known | None, bool]:
+    """The richest finished record of `spec`. When another live trial claimed the same spec
+    before this one (earlier `claimed` time; the trial number breaks ties, so every worker agrees
+    on the order), wait for it (up to `wait_s`) rather than train the same spec twice. Returns
+    the record and whether another live trial was found holding the same spec."""
     deadline = time.monotonic() + wait_s
+    mine, collided = (claimed, number), False
     while True:
+        optuna.storages.fail_stale_trials(study)  # a dead worker's trial must not hold the live ones
         running, best = False, None
         for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
             if other.number == number or other.user_attrs.get("spec") != spec:
@@ -57,11 +70,13 @@ def known_record(study: optuna.Study, spec: str, number: int, wait_s: float) -> 
                 if best is None or len(per_seed.get("seeds", [])) > len(best.per_seed.get("seeds", [])):
                     cost = {k: v for k, v in other.user_attrs["metrics"].items() if k not in per_seed and not k.endswith("_se")}
                     best = Known(other.user_attrs.get("duplicate_of", other.number), cost, per_seed)
-            elif other.state == TrialState.RUNNING and other.number < number:
+            elif other.state == TrialState.RUNNING and (other.user_attrs.get("claimed", 0.0), other.number) < mine:
                 running = True
-        if best is not None or not running or time.monotonic() > deadline:
-            return best
-        time.sleep(2.0)
+        collided |= running
+        if running and time.monotonic() <= deadline:
+            time.sleep(1.0)
+            continue
+        return best, collided
 
 
 def evaluate(evaluator: CachedEvaluator, spec: ArchSpec, seeds: list[int], known: Known | None) -> tuple[dict, dict, bool]:
@@ -93,3 +108,94 @@ def summarise(cost: dict[str, float], per_seed: dict[str, list], floors: dict[st
         if name in METRICS and METRICS[name].seeded:
             metrics[se_name(name)] = floors[name].se(n) if name in floors else math.nan
     return metrics
+
+
+def surplus(study: optuna.Study, number: int, target: int) -> bool:
+    """Whether trial `number` would take the study past `target` COMPLETE trials: the complete
+    ones plus those that other workers started earlier (and are alive) already fill it."""
+    optuna.storages.fail_stale_trials(study)
+    trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
+    return sum(t.state == TrialState.COMPLETE or t.number < number for t in trials if t.number != number) >= target
+
+
+def make_objective(s: "SearchSetup", cfg: "SearchConfig"):
+    space, evaluator, objectives, constraints = s.space, s.evaluator, s.objectives, s.constraints
+    seeded = [name for name in evaluator.produces() if name in METRICS and METRICS[name].seeded]
+
+    def objective(trial: optuna.Trial) -> list[float]:
+        if surplus(trial.study, trial.number, cfg.n_trials):
+            trial.set_user_attr("surplus", True)
+            trial.study.stop()
+            raise optuna.TrialPruned(f"the study already holds {cfg.n_trials} complete or running trials")
+        started = time.perf_counter()
+        spec = space.sample(trial)
+        key = str(spec)
+        claimed = time.time()
+        trial.set_user_attr("spec", key)
+        trial.set_user_attr("claimed", claimed)
+        trial.set_user_attr("num_blocks", spec.num_blocks)
+        repeats = cfg.evaluator.reference_repeats if trial.user_attrs.get("reference") else cfg.evaluator.repeats
+        seeds = [cfg.seed + i for i in range(max(repeats, 1))]
+        try:
+            known, collided = known_record(trial.study, key, trial.number, claimed, cfg.duplicate_wait)
+            if collided:  # another worker drew the same spec at the same time: our samplers are in step
+                trial.study.sampler.reseed_rng()
+            cost, per_seed, fresh = evaluate(evaluator, spec, seeds, known)
+        except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: Optuna marks the trial FAIL; say why
+            trial.set_user_attr("error", f"interrupted: {str(interrupt) or 'SIGINT (Ctrl-C)'}")
+            raise
+        except Exception as error:
+            trial.set_user_attr("error", f"{type(error).__name__}: {error}")
+            trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
+            log.warning("trial %d (%s) failed: %s", trial.number, key, error)
+            raise
+        if not fresh and known is not None:
+            trial.set_user_attr("duplicate_of", known.number)
+        else:
+            trial.set_user_attr("measured_on", evaluator.context())
+        if per_seed:
+            trial.set_user_attr("per_seed", per_seed)
+        floors = noise_floors([*trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                               _Pending(key, per_seed)], seeded)
+        metrics = summarise(cost, per_seed, floors)
+        trial.set_user_attr("metrics", metrics)
+        for name, value in metrics.items():
+            trial.set_user_attr(name, value)
+        for name, limit in constraints.items():
+            trial.set_constraint(name, constraint_violation(name, metrics[name], limit))
+        record_noise_floor(trial.study, floors)
+        log.info("trial %d %s: %s (%d seed%s%s), %.0f s", trial.number, key, _describe(metrics, objectives),
+                 len(per_seed.get("seeds", [])), "" if len(per_seed.get("seeds", [])) == 1 else "s",
+                 f", copied from trial {known.number}" if not fresh and known is not None else "", time.perf_counter() - started)
+        return [metrics[name] for name in objectives]
+
+    return objective
+
+
+def _describe(metrics: dict[str, float], objectives: list[str]) -> str:
+    parts = []
+    for name in objectives:
+        se = metrics.get(se_name(name))
+        parts.append(f"{name} {metrics[name]:.4g}" + (f" ± {se:.2g}" if se is not None and math.isfinite(se) else ""))
+    return ", ".join(parts)
+
+
+@dataclass
+class _Pending:
+    """The trial being finished, as `noise_floors` reads trials."""
+
+    spec: str
+    per_seed: dict
+
+    @property
+    def user_attrs(self) -> dict:
+        return {"spec": self.spec, "per_seed": self.per_seed}
+
+
+def record_noise_floor(study: optuna.Study, floors: dict) -> None:
+    """Store the study's seed noise (`noise_floor`) and log it when it changes."""
+    value = {name: floor.to_dict() for name, floor in floors.items()}
+    if value and value != study.user_attrs.get("noise_floor"):
+        study.set_user_attr("noise_floor", value)
+        for name, floor in floors.items():
+            log.info("noise floor of %s: sd %.4f from %d specs, %d seeded runs", name, floor.sd, floor.specs, floor.seeds)

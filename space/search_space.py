@@ -7,9 +7,9 @@ Encoding, and how `max_blocks` is kept (the spec never exceeds it, by constructi
   valid spec and every spec has exactly one assignment, so NSGA-II, TPE, random and brute-force
   samplers all see the space as it is.
 * `slots` (a block limit below the number of positions, the usual case: paper-style 1-3 blocks
-  among 16 positions): `max_blocks` slots, each a categorical over `none` plus the positions, and a
-  `block` (and `placement`) parameter per slot that is sampled even for an empty slot and then
-  ignored. Unconditional on purpose: NSGA-II's crossover and the GP sampler work on the search
+  among 16 positions): `max_blocks` slots, each a categorical `slotI_position` over `none` plus
+  the positions, and `slotI_block_if_used` (and `slotI_placement_if_used`), sampled even for an
+  empty slot and then ignored, as their names say. Unconditional on purpose: NSGA-II's crossover and the GP sampler work on the search
   space that all trials share and draw the rest at random, so a `block` parameter that the plain
   backbone's trial lacks would never be evolved or modelled. Any assignment decodes to a spec
   with at most `max_blocks` blocks. Two slots that name the same
@@ -153,9 +153,9 @@ class SearchSpace:
         blocks = {}
         for slot in range(self.limit):
             pos = trial.suggest_categorical(f"slot{slot}_position", [NO_BLOCK, *self._positions])
-            block = trial.suggest_categorical(f"slot{slot}_block", list(self.blocks))
+            block = trial.suggest_categorical(f"slot{slot}_block_if_used", list(self.blocks))
             placement = (
-                trial.suggest_categorical(f"slot{slot}_placement", list(self.placements))
+                trial.suggest_categorical(f"slot{slot}_placement_if_used", list(self.placements))
                 if len(self.placements) > 1
                 else self.placements[0]
             )
@@ -175,9 +175,9 @@ class SearchSpace:
             # an empty slot still carries a block and placement (ignored), see the module docstring
             pos, choice = entries[slot] if slot < len(entries) else (NO_BLOCK, BlockChoice.parse(f"{self.blocks[0]}@{self.placements[0]}"))
             params[f"slot{slot}_position"] = pos
-            params[f"slot{slot}_block"] = choice.variant
+            params[f"slot{slot}_block_if_used"] = choice.variant
             if len(self.placements) > 1:
-                params[f"slot{slot}_placement"] = choice.placement
+                params[f"slot{slot}_placement_if_used"] = choice.placement
         return params
 
     def describe(self) -> str:

@@ -31,7 +31,7 @@ PLACEMENTS: tuple[str, ...] = ("post", "pre")
 DEFAULT_PLACEMENT = "post"
 
 #: sections of an exported architecture file that are not part of the spec itself
-EXPORT_SECTIONS = ("metrics", "provenance", "status", "verdict", "uncertainty")
+EXPORT_SECTIONS = ("metrics", "provenance", "status", "verdict", "uncertainty", "embedding", "weights", "trained")
 
 _CHOICE = re.compile(r"^(?P<block>[A-Za-z_][\w]*)(?:\((?P<options>[^()]*)\))?(?:@(?P<placement>\w+))?$")
 

@@ -12,9 +12,10 @@ import pytest
 import torch
 import yaml
 
-from attnas.models import build_model
+from attnas.models import build_model, layout
 from attnas.search.analysis import analyse, hypervolume, pareto_mask, probability_non_dominated, verdict, view
-from attnas.search.export import InsignificantError, export_model, export_spec, knee, load_study, pick
+from attnas.search.deploy import export_model
+from attnas.search.export import InsignificantError, export_spec, knee, load_study, pick
 from attnas.search.report import write_report
 from attnas.search.rules import effects_frame, fit_effects, rules_in_words
 from attnas.space import ArchSpec, SearchSpace
@@ -181,8 +182,8 @@ def test_export_writes_spec_metrics_uncertainty_verdict_and_provenance(tmp_path)
     assert low < 0.72 < high
     assert ArchSpec.load(tmp_path / "architecture.yaml") == spec
     assert ArchSpec.load(tmp_path / "architecture.json") == spec
-    assert export_spec(study, "max_map", tmp_path)[0] == ArchSpec.parse("resnet50:layer3.5=cnl")
-    assert export_spec(study, "knee", tmp_path)[0] in {ArchSpec.parse(s) for s in view(study).front["spec"]}
+    assert export_spec(study, "max_map", tmp_path / "max")[0] == ArchSpec.parse("resnet50:layer3.5=cnl")
+    assert export_spec(study, "knee", tmp_path / "knee")[0] in {ArchSpec.parse(s) for s in view(study).front["spec"]}
 
 
 def test_exported_model_round_trips_in_every_format(tmp_path):
@@ -193,6 +194,7 @@ def test_exported_model_round_trips_in_every_format(tmp_path):
     torch.save(trained.state_dict(), tmp_path / "trained.pt")
     written = export_model(spec, tmp_path / "out", weights=str(tmp_path / "trained.pt"), input_size=(64, 32))
     assert set(written) == {"state_dict", "torchscript", "onnx"} and Path(written["onnx"]).exists()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.onnx", "model.torchscript.pt", "model_state_dict.pt"]
     x = torch.randn(3, 3, 64, 32)  # another batch size than the export's: dynamic batch
     expected = trained.eval()(x)
     rebuilt = build_model(spec, 5)
@@ -235,6 +237,8 @@ def test_report_and_export_commands(tmp_path):
                              f"out={tmp_path / 'exp'}"], capture_output=True, text=True, timeout=120)
     assert export.returncode == 0, export.stderr
     assert "picked resnet50:layer3.5=se" in export.stdout
+    record = yaml.safe_load((tmp_path / "exp" / "architecture.yaml").read_text())
+    assert record["embedding"].startswith("eval() returns the BNNeck embedding") and record["verdict"]["significant"]
     missing = subprocess.run([str(bin_dir / "attnas-export"), f"storage={storage}", "study_name=nope", f"out={tmp_path / 'x'}"],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "studies there: cli" in missing.stderr + missing.stdout
@@ -278,3 +282,69 @@ def test_dashboard_shows_the_noise_floor_the_verdict_and_honest_rules(tmp_path):
     findings = page.split('id="findings">')[1].split("</ul>")[0]
     assert "mAP points" not in findings  # no accuracy rule is claimed from a coin toss
     assert "P(on front)" in page
+
+
+def test_export_commands_refuse_mismatched_or_missing_weights_before_writing_anything(tmp_path):
+    storage = f"sqlite:///{tmp_path / 's.db'}"
+    make_study(HAND, storage=storage, name="w")
+    bin_dir = Path(sys.executable).parent
+    other = tmp_path / "other"
+    other.mkdir()
+    torch.save(build_model("resnet50:layer1.2=nl", 3).state_dict(), other / "model.pt")
+    ArchSpec.parse("resnet50:layer1.2=nl").save(other / "spec.yaml")  # what attnas-train writes beside its weights
+
+    def export(*args):
+        return subprocess.run([str(bin_dir / "attnas-export"), f"storage={storage}", "study_name=w", "pick=max_map", *args],
+                              capture_output=True, text=True, timeout=300)
+
+    mismatch = export("model=true", f"weights={other / 'model.pt'}", f"out={tmp_path / 'a'}")
+    assert mismatch.returncode == 2 and "were trained for resnet50:layer1.2=nl" in mismatch.stdout + mismatch.stderr
+    assert not (tmp_path / "a").exists()  # nothing written
+    missing = export("model=true", f"out={tmp_path / 'b'}")
+    assert missing.returncode == 2 and "model=true needs weights=PATH" in missing.stdout + missing.stderr
+    untrained = export("model=true", "untrained=true", f"out={tmp_path / 'c'}", "input_size=[64,32]")
+    assert untrained.returncode == 0, untrained.stderr
+    assert {p.name for p in (tmp_path / "c").glob("model*")} >= {"model_untrained_state_dict.pt", "model_untrained.torchscript.pt"}
+    assert yaml.safe_load((tmp_path / "c" / "architecture.yaml").read_text())["weights"] == "untrained"
+    other_pick = export("pick=latency<=1.015", f"out={tmp_path / 'c'}")
+    assert other_pick.returncode == 2 and "holds the export of resnet50:layer3.5=cnl" in other_pick.stdout + other_pick.stderr
+    replaced = export("pick=latency<=1.015", f"out={tmp_path / 'c'}", "overwrite=true")
+    assert replaced.returncode == 0 and not list((tmp_path / "c").glob("model*"))  # the old spec's model files are gone
+
+
+def test_reports_and_exports_go_next_to_the_storage_by_default(tmp_path):
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    storage = f"sqlite:///{tmp_path / 'runs' / 'x' / 'study.db'}"
+    make_study(HAND, storage=storage, name="near")
+    bin_dir = Path(sys.executable).parent
+    report = subprocess.run([str(bin_dir / "attnas-report"), f"storage={storage}", "study_name=near"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert report.returncode == 0 and (tmp_path / "runs" / "x" / "reports" / "near" / "dashboard.html").exists()
+    export = subprocess.run([str(bin_dir / "attnas-export"), f"storage={storage}", "study_name=near"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert export.returncode == 0 and (tmp_path / "runs" / "x" / "exports" / "near" / "architecture.yaml").exists()
+
+
+def test_models_can_be_deep_copied_pickled_and_averaged_as_ema_and_swa_need():
+    import copy
+    import pickle
+
+    model = build_model("resnet18:layer3.1=cnl(r=4),layer4.0=se@pre", 5)
+    twin = copy.deepcopy(model)
+    assert twin.spec == model.spec and twin.spec is not model.spec
+    averaged = torch.optim.swa_utils.AveragedModel(model)
+    averaged.update_parameters(model)
+    assert pickle.loads(pickle.dumps(model.spec)) == model.spec
+    x = torch.randn(2, 3, 64, 32)
+    torch.testing.assert_close(averaged.module.eval()(x), model.eval()(x))
+
+
+def test_importances_are_computed_on_positions_not_on_sampler_slots():
+    from attnas.search.analysis import position_importances
+
+    table = simulated_table(1, archs=120)
+    table["mAP"] += [0.05 * ("layer3.5=" in spec) for spec in table["spec"]]  # anything at layer3.5 helps a lot
+    v = view(make_study([(row.spec, row.mAP, row.latency_ratio) for row in table.itertuples()]))
+    importances = position_importances(v)
+    assert set(importances["parameter"]) <= set(layout("resnet50").positions)
+    assert importances.iloc[0]["parameter"] == "layer3.5"

@@ -50,3 +50,59 @@ def test_cost_command_prints_ratio_flops_and_params(capsys):
     assert len(lines) == 2 and all("ratio=" in line and "gflops=" in line and "params_m=" in line for line in lines)
     with pytest.raises(SystemExit):
         main(["resnet18:layer9.0=se"])
+
+
+def test_a_timing_waits_for_training_steps_and_new_steps_wait_for_the_timing(tmp_path):
+    import threading
+    import time
+
+    from attnas.evaluators.artefacts import DeviceLock
+
+    lock, events = DeviceLock(tmp_path / "device"), []
+    step_running, timing_waiting = threading.Event(), threading.Event()
+
+    def training_step(name, hold):
+        with lock.shared():
+            events.append(f"{name} start")
+            step_running.set()
+            time.sleep(hold)
+            events.append(f"{name} end")
+
+    def timing():
+        step_running.wait()
+        timing_waiting.set()
+        with lock.exclusive():
+            events.append("timing")
+            time.sleep(0.3)
+            events.append("timing end")
+
+    first = threading.Thread(target=training_step, args=("step1", 0.5))
+    timer = threading.Thread(target=timing)
+    first.start(), timer.start()
+    timing_waiting.wait()
+    time.sleep(0.1)  # the timing is now queued behind step 1
+    second = threading.Thread(target=training_step, args=("step2", 0.0))
+    second.start()
+    for thread in (first, timer, second):
+        thread.join(timeout=10)
+    assert events == ["step1 start", "step1 end", "timing", "timing end", "step2 start", "step2 end"]
+
+
+def test_a_disturbed_timing_is_taken_again_then_flagged(monkeypatch, caplog):
+    import attnas.evaluators.latency_source as source
+    from attnas.evaluators.latency import LatencyRatio, LatencyResult
+
+    def fake(ratio, spread, se):
+        result = LatencyResult(median_ms=10.0, p90_ms=11.0, spread=spread, samples_ms=[10.0])
+        return LatencyRatio(ratio, result, result, se)
+
+    answers = [fake(1.9, 6.36, 0.4), fake(1.01, 0.05, 0.005)]  # a busy first timing, then a quiet one
+    monkeypatch.setattr(source, "measure_latency_ratio", lambda *args, **kwargs: answers.pop(0))
+    timer = source.TimedLatency(LatencyConfig(input_size=(64, 32)))
+    measured = timer.measure("resnet18")
+    assert measured["latency_ratio"] == 1.01 and measured["latency_attempts"] == 2 and measured["latency_unreliable"] == 0
+    monkeypatch.setattr(source, "measure_latency_ratio", lambda *args, **kwargs: fake(1.894, 0.1, 0.01))
+    with caplog.at_level("WARNING"):
+        measured = timer.measure("resnet18")  # the plain backbone "1.894x itself", every time
+    assert measured["latency_attempts"] == 3 and measured["latency_unreliable"] == 1
+    assert "latency of resnet18 is unreliable after 3 attempts: the plain backbone measured 1.894x itself" in caplog.text

@@ -177,3 +177,89 @@ def test_real_viper_and_cuhk01_follow_their_protocols():
     cuhk01 = load_dataset("cuhk01", SHARED / "cuhk01")
     assert cuhk01.num_train_pids == 485 and len({r.pid for r in cuhk01.query}) == 486
     assert set(DATASETS) >= {"market1501", "duke", "msmt17", "cuhk03", "viper", "cuhk01", "folder", "synthetic"}
+
+
+def _single_shot(root: Path, ids: int = 30) -> Path:
+    """A PRID/VIPeR-like set in the Market layout: two images per person, one per camera."""
+    rng = np.random.default_rng(0)
+    for split, first in (("bounding_box_train", 1), ("query", 100), ("bounding_box_test", 100)):
+        (root / split).mkdir(parents=True)
+    for pid in range(1, ids + 1):
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        for cam in (1, 2):
+            Image.new("RGB", (32, 64), colour).save(root / "bounding_box_train" / f"{pid:04d}_c{cam}s1_000001_00.jpg")
+    for pid in range(100, 110):
+        Image.new("RGB", (32, 64), (pid, 0, 0)).save(root / "query" / f"{pid:04d}_c1s1_000001_00.jpg")
+        Image.new("RGB", (32, 64), (pid, 0, 0)).save(root / "bounding_box_test" / f"{pid:04d}_c2s1_000001_00.jpg")
+    return root
+
+
+def test_single_shot_data_is_validated_across_cameras(tmp_path):
+    from attnas.evaluators.validation import carve_validation
+
+    data = load_dataset("folder", _single_shot(tmp_path / "prid"))
+    split = carve_validation(data.train, 5, seed=0)
+    assert split.protocol == "cross_camera" and len(split.query) == len(split.gallery) == 5
+    assert {r.camid for r in split.query} == {0} and {r.camid for r in split.gallery} == {1}
+    with pytest.raises(ValueError, match="leaves identity .* without a gallery image from another camera; use protocol cross_camera"):
+        carve_validation(data.train, 5, seed=0, protocol="market")
+    with pytest.raises(ValueError, match="cannot carve 40 validation ids: 30 training ids are seen by 2\\+ cameras"):
+        carve_validation(data.train, 40)
+
+
+def test_pk_batches_cap_k_at_what_identities_have_instead_of_repeating_images(tmp_path, caplog):
+    from attnas.evaluators.training import batch_shape
+
+    data = load_dataset("folder", _single_shot(tmp_path / "prid"))
+    with caplog.at_level("WARNING"):
+        assert batch_shape(data.train, 8, 4) == (16, 2)  # 32 images a batch, none repeated
+    assert "the median identity has 2 image(s): using 16 x 2" in caplog.text
+    assert batch_shape(data.train, 8, 2) == (8, 2)
+    batch = next(iter(train_loader(data.train, 64, 32, p=16, k=2, workers=0)))
+    paths = [data.train[i].path for i in next(iter(IdentitySampler([r.pid for r in data.train], 16, 2)))]
+    assert len(batch[0]) == 32 and len(set(paths)) == 32
+
+
+def test_an_interrupted_generation_leaves_nothing_behind_and_runs_again(tmp_path, monkeypatch):
+    import attnas.evaluators.datasets.synthetic as synthetic
+
+    real, cfg = synthetic.render, SynthConfig(ids=6, cams=2, images_per_cam=1, distractors=0, junk=0)
+    calls = []
+
+    def dying(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # Ctrl-C half way through
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "render", dying)
+    with pytest.raises(KeyboardInterrupt):
+        generate(tmp_path / "synth", cfg)
+    assert not (tmp_path / "synth").exists() and not list(tmp_path.glob(".synth.partial-*"))
+    monkeypatch.setattr(synthetic, "render", real)
+    data = load_dataset("synthetic", generate(tmp_path / "synth", cfg))
+    assert data.num_train_pids == 3
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "bounding_box_train").mkdir()  # what an older, interrupted generation left
+    with pytest.raises(FileExistsError, match="was not finished by attnas .*delete it or choose another folder"):
+        generate(tmp_path / "half", cfg)
+
+
+def test_parallel_jobs_generate_one_folder_once(tmp_path):
+    import subprocess
+    import sys
+
+    script = ("import logging, sys; logging.basicConfig(level=logging.INFO, format='%(message)s'); "
+              "from attnas.evaluators.datasets.synthetic import SynthConfig, generate; "
+              f"generate(sys.argv[1], SynthConfig(ids=20, cams=3, distractors=5, junk=2))")
+    jobs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "synth")], stderr=subprocess.PIPE, text=True)
+            for _ in range(3)]
+    logs = [job.communicate(timeout=120)[1] for job in jobs]
+    assert all(job.returncode == 0 for job in jobs), logs
+    assert sum("making the synthetic data set" in log for log in logs) == 1
+    assert load_dataset("synthetic", tmp_path / "synth").num_train_pids == 10
+
+
+def test_a_missing_root_says_which_setting_and_layout():
+    with pytest.raises(ValueError, match="set dataset.root=/path/to/market1501, the folder holding bounding_box_train/, query/"):
+        load_dataset("market1501", None)

@@ -111,7 +111,7 @@ def test_every_trial_shares_every_parameter_so_nsga2_and_gp_evolve_the_blocks_to
     study.enqueue_trial(space.params_for(ArchSpec.parse("resnet50")))
     study.optimize(lambda t: float(space.sample(t).num_blocks), n_trials=20)
     shared = optuna.search_space.intersection_search_space(study.trials)
-    assert set(shared) == {f"slot{i}_{name}" for i in range(2) for name in ("position", "block", "placement")}
+    assert set(shared) == {f"slot{i}_{name}" for i in range(2) for name in ("position", "block_if_used", "placement_if_used")}
 
 
 def test_params_for_rejects_specs_outside_the_space():
@@ -123,7 +123,7 @@ def test_params_for_rejects_specs_outside_the_space():
 def test_duplicate_slot_positions_keep_the_first_block():
     space = SearchSpace("resnet50", "all", ("se", "cnl"), max_blocks=2)
     trial = optuna.trial.FixedTrial(
-        {"slot0_position": "layer3.5", "slot0_block": "cnl", "slot1_position": "layer3.5", "slot1_block": "se"}
+        {"slot0_position": "layer3.5", "slot0_block_if_used": "cnl", "slot1_position": "layer3.5", "slot1_block_if_used": "se"}
     )
     assert space.sample(trial) == ArchSpec.parse("resnet50:layer3.5=cnl")
 

@@ -43,7 +43,9 @@ def test_lr_warms_up_then_steps_or_decays():
 
 
 def test_validation_is_carved_from_training_ids_only(synth):
-    train_records, query, gallery = carve_validation(synth.train, 4, seed=0)
+    split = carve_validation(synth.train, 4, seed=0)
+    train_records, query, gallery = split.train, split.query, split.gallery
+    assert split.protocol == "market"
     val_ids = {r.path.split("/")[-1][:4] for r in query}
     assert len(val_ids) == 4 and {r.path.split("/")[-1][:4] for r in gallery} <= val_ids
     assert not val_ids & {r.path.split("/")[-1][:4] for r in train_records}
@@ -56,7 +58,8 @@ def test_validation_is_carved_from_training_ids_only(synth):
 
 def test_training_is_deterministic_and_reports_validation_each_epoch(synth):
     cfg = budget("tiny", epochs=2, eval_every=1)
-    train_records, query, gallery = carve_validation(synth.train, 3)
+    split = carve_validation(synth.train, 3)
+    train_records, query, gallery = split.train, split.query, split.gallery
     records = subset_ids(train_records, cfg.max_ids, 0)
     results = []
     for _ in range(2):
@@ -196,8 +199,16 @@ def test_candidates_start_from_the_parent_trained_once(synth, tmp_path, monkeypa
 def test_train_command_writes_weights_and_test_metrics(synth, tmp_path, capsys):
     from attnas.evaluators.train_cli import main
 
-    spec_file = ArchSpec.parse("resnet18:layer4.0=se").save(tmp_path / "best.yaml")
+    import yaml
+
+    spec = ArchSpec.parse("resnet18:layer4.0=se")
+    exported = {"spec": str(spec), **spec.to_dict(), "metrics": {"mAP": 0.3}, "provenance": {"study": "s"}}
+    spec_file = tmp_path / "architecture.yaml"  # as attnas-export writes it
+    spec_file.write_text(yaml.safe_dump(exported, sort_keys=False))
     main([str(spec_file), "--root", synth.root, "--budget", "tiny", "--out", str(tmp_path / "run")])
+    trained = yaml.safe_load(spec_file.read_text())["trained"]
+    assert trained["split"] == "test" and trained["weights"].endswith("run/model.pt") and 0 < trained["mAP"] <= 1
+    assert yaml.safe_load(spec_file.read_text())["metrics"] == {"mAP": 0.3}  # the search's validation metrics stay
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["spec"] == "resnet18:layer4.0=se" and metrics["split"] == "test" and 0 < metrics["mAP"] <= 1
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)

@@ -35,11 +35,25 @@ DATASETS: dict[str, Callable[..., ReIDDataset]] = {
 }
 
 
+#: what each loader expects under its root, for the error when the root is missing
+LAYOUTS: dict[str, str] = {
+    "market1501": "bounding_box_train/, query/, bounding_box_test/ (Market-1501-v15.09.15)",
+    "duke": "bounding_box_train/, query/, bounding_box_test/ (DukeMTMC-reID)",
+    "msmt17": "train/, test/, list_train.txt, list_val.txt, list_query.txt, list_gallery.txt",
+    "cuhk03": "detected/ and labeled/, each with bounding_box_train/, query/, bounding_box_test/ (CUHK03-NP)",
+    "viper": "cam_a/ and cam_b/ with NNN_ANGLE.bmp files",
+    "cuhk01": "campus/ with NNNNKKK.png files",
+    "folder": "bounding_box_train/, query/, bounding_box_test/ with PID_cCAM... file names",
+    "synthetic": "a set written by attnas-synth (generated on first use)",
+}
+
+
 def load_dataset(name: str, root: str | Path, **options: Any) -> ReIDDataset:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(DATASETS)}")
     if root is None or str(root) in ("", "???"):
-        raise ValueError(f"dataset {name!r} needs its folder: set dataset.root=/path/to/{name}")
+        raise ValueError(f"dataset {name!r} needs its folder: set dataset.root=/path/to/{name}, the folder holding "
+                         f"{LAYOUTS.get(name, 'the data set')}")
     valid = [p for p in inspect.signature(DATASETS[name]).parameters if p != "root"]
     unknown = [key for key in options if key not in valid]
     if unknown:

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from attnas.evaluators.artefacts import made_once
+
 PALETTE = np.array(
     [[200, 30, 30], [30, 60, 180], [30, 140, 50], [230, 200, 40], [240, 240, 240], [25, 25, 25],
      [120, 120, 120], [140, 70, 20], [230, 120, 30], [110, 40, 150], [235, 150, 180], [20, 160, 170]],
@@ -164,11 +166,15 @@ def render(person: dict, camera: dict, rng: np.random.Generator, cfg: SynthConfi
 
 
 def generate(out: str | Path, cfg: SynthConfig | None = None) -> Path:
-    """Write a Market-1501-layout dataset to `out`; returns the root. Idempotent per config."""
+    """Write a Market-1501-layout dataset to `out` (once: an existing `out` is kept; parallel
+    jobs generate it once; an interrupted generation leaves nothing at `out`); returns `out`."""
     cfg = cfg or SynthConfig()
     if cfg.ids < 4 or cfg.cams < 2:
         raise ValueError(f"the synthetic set needs ids >= 4 and cams >= 2, got ids={cfg.ids}, cams={cfg.cams}")
-    root = Path(out)
+    return made_once(out, lambda folder: _write(folder, cfg), what=f"the synthetic data set ({cfg.ids} ids)", folder=True)
+
+
+def _write(root: Path, cfg: SynthConfig) -> None:
     rng = np.random.default_rng(cfg.seed)
     cameras = [_camera(rng, cfg) for _ in range(cfg.cams)]
     people = [_identity(rng, cfg) for _ in range(cfg.ids)]
@@ -197,7 +203,6 @@ def generate(out: str | Path, cfg: SynthConfig | None = None) -> Path:
             if kind == "junk":  # junk in Market: bad crops, mostly background
                 img = img.crop((0, 0, cfg.width, cfg.height // 3)).resize((cfg.width, cfg.height))
             img.save(folders["bounding_box_test"] / f"{pid_text}_c{cam + 1}s1_{frame:06d}_00.jpg", quality=92)
-    return root
 
 
 def main(argv: list[str] | None = None) -> None:
