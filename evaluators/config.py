@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from attnas.evaluators.datasets.synthetic import SynthConfig
+from attnas.evaluators.training import TrainOverrides
 
 
 @dataclass
@@ -21,7 +22,8 @@ class DeviceConfig:
 
 @dataclass
 class LatencySettings:
-    source: str = "timer"  # timer: timed beside the plain backbone on this machine
+    source: str = "timer"  # timer: timed beside the plain backbone here; profile: predicted from a device profile
+    profile: Optional[str] = None  # the profile file (attnas-profile) when source=profile
     batch_size: int = 1
     input_size: list[int] = field(default_factory=lambda: [256, 128])  # H, W
     warmup: int = 3
@@ -62,12 +64,12 @@ class LatencyEvaluatorConfig(EvaluatorConfig):
 @dataclass
 class ReIDEvaluatorConfig(EvaluatorConfig):
     budget: str = "proxy"  # a training budget of attnas.evaluators.training.BUDGETS
-    train: dict[str, Any] = field(default_factory=dict)  # overrides of the budget, e.g. {epochs: 8}
+    train: TrainOverrides = field(default_factory=TrainOverrides)  # the budget's settings changed, e.g. train.epochs=8
     num_val_ids: int = 50  # validation ids carved from the TRAINING ids
     validation: str = "auto"  # auto | market | cross_camera: how their images split into query and gallery
     pretrained: Optional[str] = None  # imagenet (torchvision cache) or a state_dict path
     parent: Optional[str] = None  # a budget: train the plain backbone once with it; candidates start from it
-    parent_train: dict[str, Any] = field(default_factory=dict)  # overrides of the parent budget
+    parent_train: TrainOverrides = field(default_factory=TrainOverrides)  # the parent budget's settings changed
     parent_dir: Optional[str] = None  # where parent weights are kept (default: the run folder)
 
 

@@ -30,6 +30,15 @@ def main(argv: list[str] | None = None) -> None:
         baseline_spec = ArchSpec.parse(args.baseline)
     except ValueError as error:
         parser.error(str(error))
+    for name in ("repeats", "batch_size", "height", "width"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
+    if args.device != "cpu" and not args.device.startswith("cuda"):
+        parser.error(f"--device {args.device!r}: use cpu or cuda[:N]")
     cfg = LatencyConfig(device=args.device, threads=args.threads, batch_size=args.batch_size,
                         input_size=(args.height, args.width), repeats=args.repeats)
     baseline = build_model(baseline_spec, num_classes=1)

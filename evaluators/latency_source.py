@@ -12,6 +12,7 @@ import torch
 from attnas.evaluators.config import DeviceConfig, LatencySettings
 from attnas.evaluators.artefacts import DEVICE_LOCK
 from attnas.evaluators.latency import LatencyConfig, LatencyRatio, device_name, measure_latency_ratio
+from attnas.evaluators.profile import LatencyProfile
 from attnas.evaluators.protocol import digest
 from attnas.models import build_model
 from attnas.space import ArchSpec, as_spec
@@ -90,8 +91,41 @@ class TimedLatency:
                 "input_size": list(self.config.input_size)}
 
 
+@dataclass
+class ProfileLatency:
+    """Latency predicted from a device profile (`attnas-profile`): no timing during the search,
+    the target device's numbers instead of this machine's."""
+
+    profile: LatencyProfile
+    path: str = ""
+
+    @classmethod
+    def from_config(cls, settings: LatencySettings, device: DeviceConfig) -> "ProfileLatency":
+        if not settings.profile:
+            raise ValueError("evaluator.latency.source=profile needs evaluator.latency.profile=PATH (made by attnas-profile)")
+        profile = LatencyProfile.load(settings.profile)
+        profile.check(profile.backbone, settings.batch_size, settings.input_size)
+        return cls(profile, str(settings.profile))
+
+    def produces(self) -> tuple[str, ...]:
+        return ("latency_ratio", "latency_ms")
+
+    def measure(self, spec: ArchSpec) -> dict[str, float]:
+        ratio, se = self.profile.predict(spec)
+        return {"latency_ratio": ratio, "latency_ratio_se": se, "latency_ms": ratio * self.profile.plain_ms}
+
+    def fingerprint(self) -> str:
+        return digest(["profile", self.profile.digest])
+
+    def context(self) -> dict[str, Any]:
+        p = self.profile
+        return {"latency_source": "profile", "profile": self.path, "profile_digest": p.digest, "device": p.device,
+                "device_name": p.device_name, "threads": p.threads, "torch": p.torch, "batch_size": p.batch_size,
+                "input_size": list(p.input_size), "profiled": p.created}
+
+
 #: latency source name (`evaluator.latency.source`) -> class with `from_config(settings, device)`
-LATENCY_SOURCES: dict[str, Any] = {"timer": TimedLatency}
+LATENCY_SOURCES: dict[str, Any] = {"timer": TimedLatency, "profile": ProfileLatency}
 
 
 def make_latency_source(settings: LatencySettings, device: DeviceConfig):

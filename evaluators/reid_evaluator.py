@@ -28,7 +28,7 @@ from attnas.evaluators.datasets.base import ImageRecord, ReIDDataset, stats
 from attnas.evaluators.datasets.synthetic import generate
 from attnas.evaluators.latency_source import TimedLatency, make_latency_source
 from attnas.evaluators.protocol import LatencySource, digest
-from attnas.evaluators.training import TrainConfig, budget, evaluate_model, subset_ids, train
+from attnas.evaluators.training import TrainConfig, budget, evaluate_model, set_overrides, subset_ids, train
 from attnas.evaluators.validation import carve_validation
 from attnas.models import build_model
 from attnas.space import ArchSpec, as_spec
@@ -78,8 +78,8 @@ class ReIDEvaluator:
     @classmethod
     def from_config(cls, cfg: ReIDEvaluatorConfig, dataset: DatasetConfig, device: DeviceConfig,
                     workdir: str | None) -> "ReIDEvaluator":
-        train_cfg = budget(cfg.budget, device=device.type, **cfg.train)
-        parent = budget(cfg.parent, device=device.type, **cfg.parent_train) if cfg.parent is not None else None
+        train_cfg = budget(cfg.budget, device=device.type, **set_overrides(cfg.train))
+        parent = budget(cfg.parent, device=device.type, **set_overrides(cfg.parent_train)) if cfg.parent is not None else None
         parent_dir = cfg.parent_dir if cfg.parent_dir is not None else workdir
         if parent is not None and parent_dir is None:
             raise ValueError("evaluator.parent needs evaluator.parent_dir, the folder that keeps the parent's weights")

@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections import Counter
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, make_dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -55,6 +55,32 @@ class TrainConfig:
     seed: int = 0
     progress: bool = False  # a progress bar per epoch
     log_epochs: bool = False  # a log line per epoch (long trainings: the parent, the full budget)
+
+
+def _overrides_class():
+    """`TrainOverrides`: every field of TrainConfig, optional, None meaning "the budget's value".
+    It is the type of `evaluator.train`, so `evaluator.train.epochs=8` needs no `+` and a typo is
+    refused with the valid names (a plain dict would take anything)."""
+    import typing
+
+    def optional(kind):
+        if kind in ("tuple[int, ...]",):
+            return typing.Optional[list[int]]
+        base = {"int": int, "float": float, "str": str, "bool": bool, "int | None": int}.get(kind, typing.Any)
+        return typing.Optional[base]
+
+    return make_dataclass("TrainOverrides", [(f.name, optional(f.type), field(default=None)) for f in fields(TrainConfig)])
+
+
+#: a budget's settings that a config changes; None leaves the budget's value (so a setting cannot be
+#: overridden to None: to train on every identity, give max_ids more than the data has)
+TrainOverrides = _overrides_class()
+
+
+def set_overrides(overrides) -> dict:
+    """The fields of a TrainOverrides (or a dict) that are set."""
+    items = vars(overrides).items() if not isinstance(overrides, dict) else overrides.items()
+    return {k: (tuple(v) if k == "milestones" and v is not None else v) for k, v in items if v is not None}
 
 
 #: named budgets. `proxy` fits about a minute per ResNet-50 candidate on 2 CPU cores: 6 x 16 batches

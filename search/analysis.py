@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import optuna
 import pandas as pd
-from scipy import stats
 from optuna.trial import FrozenTrial, TrialState
 
-from attnas.evaluators.metric_registry import METRICS
+from attnas.evaluators.metric_registry import METRICS, constraint_violation
+from attnas.evaluators.profile import LatencyProfile
+from attnas.search.evidence import Verdict, gains_over_plain, probability_non_dominated, standard_errors, t_factor, verdict
 from attnas.search.noise import NoiseFloor, noise_floors
 from attnas.models.backbones import layout
 from attnas.search.rules import Rules, effects_frame, fit_effects, rules_in_words
@@ -33,6 +34,7 @@ class StudyView:
     architectures: pd.DataFrame  # one row per spec, with `<objective>_se`, `_lo`, `_hi` and `p_front`
     front: pd.DataFrame  # Pareto-optimal feasible architectures (point estimates), by the first objective
     noise_floor: dict[str, NoiseFloor]  # pooled seed noise of each seeded metric, over the whole study
+    latency_source: str = ""  # where the latencies come from: the search's own timer, or a device profile
 
     @property
     def backbone(self) -> str:
@@ -88,54 +90,35 @@ def pareto_mask(values: np.ndarray, directions: list[str]) -> np.ndarray:
     return ~dominated
 
 
-def probability_non_dominated(means: np.ndarray, ses: np.ndarray, directions: list[str], draws: int = 2000,
-                              seed: int = 0, chunk: int = 50) -> np.ndarray:
-    """Per row, the share of Monte Carlo draws (each objective ~ Normal(mean, se), independent)
-    in which the row is non-dominated. Seeded: the same study gives the same numbers."""
-    n, d = means.shape
-    if n == 0:
-        return np.zeros(0)
-    sign = np.where(np.array(directions) == "maximize", -1.0, 1.0)
-    rng = np.random.default_rng(seed)
-    hits = np.zeros(n)
-    for start in range(0, draws, chunk):
-        size = min(chunk, draws - start)
-        loss = (means[None] + rng.standard_normal((size, n, d)) * ses[None]) * sign  # (draws, n, d)
-        le = (loss[:, :, None, :] <= loss[:, None, :, :]).all(-1)  # [k, j, i]: j at least as good as i everywhere
-        lt = (loss[:, :, None, :] < loss[:, None, :, :]).any(-1)
-        dominated = (le & lt).any(axis=1)  # some j dominates i
-        hits += (~dominated).sum(axis=0)
-    return hits / draws
+def latency_source(study: optuna.Study) -> str:
+    """Where the study's latencies were measured, from the context its trials recorded."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        where = trial.user_attrs.get("measured_on") or {}
+        if where.get("latency_source") == "profile":
+            return f"predicted from the profile of {where.get('device_name')} ({where.get('device')}, {where.get('threads')} threads)"
+        if where.get("device"):
+            return (f"timed during the search on {where.get('device_name')} ({where.get('device')}, {where.get('threads')} "
+                    f"threads, batch {where.get('batch_size')}, input {'x'.join(map(str, where.get('input_size', [])))})")
+    return ""
 
 
-def t_factor(dof: float) -> float:
-    """How much wider a 95% interval is when the SD behind it comes from `dof` degrees of freedom
-    (Student's t over the normal quantile): 2.2 for 2, 1.18 for 8, 1 for exact SDs."""
-    return 1.0 if not np.isfinite(dof) else float(stats.t.ppf(0.975, dof) / stats.norm.ppf(0.975))
-
-
-def standard_errors(table: pd.DataFrame, objectives: list[str], floors: dict[str, NoiseFloor]) -> pd.DataFrame:
-    """`<objective>_se`: seeded metrics from the study's final noise floor over sqrt(seeds) (NaN
-    without one); measured costs from their own standard error (`latency_ratio_se`); FLOPs and
-    params are exact (0). The 95% intervals `_lo`/`_hi` use Student's t for a noise floor
-    estimated from few degrees of freedom."""
-    for name in objectives:
-        widen = 1.0
-        if name in METRICS and METRICS[name].seeded:
-            floor = floors.get(name)
-            se = table["seeds"].map(floor.se) if floor is not None else pd.Series(np.nan, index=table.index)
-            widen = t_factor(floor.dof) if floor is not None else 1.0
-        elif f"{name}_se" in table:
-            se = table[f"{name}_se"].astype(float)
-        else:
-            se = pd.Series(0.0, index=table.index)
-        table[f"{name}_se"] = se.astype(float)
-        table[f"{name}_lo"] = table[name] - 1.96 * widen * table[f"{name}_se"]
-        table[f"{name}_hi"] = table[name] + 1.96 * widen * table[f"{name}_se"]
+def reproject(study: optuna.Study, table: pd.DataFrame, profile: LatencyProfile) -> pd.DataFrame:
+    """The latencies of another device, predicted from its profile, in place of the measured ones;
+    feasibility follows the study's constraints on the new values. No retraining."""
+    predicted = [profile.predict(spec) for spec in table["spec"]]
+    table["latency_ratio"] = [ratio for ratio, _ in predicted]
+    table["latency_ratio_se"] = [se for _, se in predicted]
+    table["latency_ms"] = table["latency_ratio"] * profile.plain_ms
+    constraints = study.user_attrs.get("constraints") or {}
+    if constraints:
+        table["feasible"] = [all(constraint_violation(name, row[name], limit) <= 0 for name, limit in constraints.items())
+                             for _, row in table.iterrows()]
     return table
 
 
-def view(study: optuna.Study) -> StudyView:
+def view(study: optuna.Study, profile: LatencyProfile | None = None) -> StudyView:
+    """The study's architectures with their uncertainty and front; with `profile`, re-projected
+    onto that device's latencies."""
     names = objectives_of(study)
     dirs = [d.name.lower() for d in study.directions]
     table = architectures(study)
@@ -143,6 +126,11 @@ def view(study: optuna.Study) -> StudyView:
         states = {s.name: n for s in TrialState if (n := len(study.get_trials(deepcopy=False, states=(s,))))}
         raise ValueError(f"study {study.study_name!r} has no completed trial with a spec (trials by state: {states or 'none'}); "
                          f"run attnas-search first")
+    source = latency_source(study)
+    if profile is not None:
+        profile.check(ArchSpec.parse(table["spec"].iloc[0]).backbone, torch_version=None)
+        table = reproject(study, table, profile)
+        source = f"predicted from the profile of {profile.describe()}, instead of: {source or 'the search timings'}"
     seeded = [m.name for m in METRICS.values() if m.seeded]
     floors = noise_floors(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), seeded)
     table = standard_errors(table, names, floors)
@@ -157,76 +145,7 @@ def view(study: optuna.Study) -> StudyView:
     table.loc[feasible, "p_front"] = probability_non_dominated(values[feasible], ses[feasible], dirs)
     table = gains_over_plain(table, names, dirs)
     front = table[table["on_front"]].sort_values(names[0], ascending=dirs[0] == "minimize")
-    return StudyView(study, names, dirs, table, front.reset_index(drop=True), floors)
-
-
-def accuracy_objective(objectives: list[str]) -> str | None:
-    """The first objective that training seeds move (mAP, rank-1, ...), if any."""
-    return next((o for o in objectives if o in METRICS and METRICS[o].seeded), None)
-
-
-def gains_over_plain(table: pd.DataFrame, objectives: list[str], directions: list[str]) -> pd.DataFrame:
-    """`gain`, `gain_se`, `gain_z`: each architecture's improvement over the plain backbone on the
-    accuracy objective, the standard error of that difference (independent runs:
-    sqrt(se_a^2 + se_plain^2)) and their ratio. NaN when there is no accuracy objective or no
-    plain backbone in the study."""
-    name = accuracy_objective(objectives)
-    plain = table[table["num_blocks"] == 0]
-    if name is None or plain.empty:
-        table["gain"] = table["gain_se"] = table["gain_z"] = np.nan
-        return table
-    sign = 1.0 if directions[objectives.index(name)] == "maximize" else -1.0
-    base = plain.iloc[0]
-    table["gain"] = sign * (table[name] - base[name])
-    table["gain_se"] = np.sqrt(table[f"{name}_se"] ** 2 + base[f"{name}_se"] ** 2)
-    table["gain_z"] = table["gain"] / table["gain_se"]
-    table.loc[table["num_blocks"] == 0, ["gain", "gain_z"]] = 0.0
-    return table
-
-
-@dataclass
-class Verdict:
-    """Does any candidate beat the plain backbone beyond seed noise?"""
-
-    objective: str | None
-    plain: str | None
-    min_gain_se: float
-    significant: list[str]  # specs whose gain exceeds `threshold` standard errors
-    threshold: float  # min_gain_se, widened by Student's t for a noise floor from few degrees of freedom
-    best_spec: str | None
-    best_gain: float
-    best_se: float
-
-    def sentence(self) -> str:
-        if self.objective is None:
-            return "no objective depends on the training seed: nothing to test against seed noise"
-        if self.plain is None:
-            return (f"the plain backbone was not evaluated, so no gain in {self.objective} can be tested; "
-                    f"enqueue it (space.references) and search again")
-        m = METRICS[self.objective]
-        best = m.format(self.best_gain, self.best_se, signed=True) if self.best_spec else "n/a"
-        needed = f"{self.min_gain_se:g}" + (f" (widened to {self.threshold:.2g} for the noise floor's few degrees of "
-                                            f"freedom)" if self.threshold > self.min_gain_se * 1.001 else "")
-        if not self.significant:
-            return (f"no candidate beats {self.plain} beyond seed noise at this budget: best {best} "
-                    f"({self.best_spec}); a gain must exceed {needed} standard errors")
-        return (f"{len(self.significant)} candidate(s) beat {self.plain} by more than {needed} standard "
-                f"errors of {self.objective}; best {best} ({self.best_spec})")
-
-
-def verdict(v: StudyView, min_gain_se: float = 2.0) -> Verdict:
-    name = accuracy_objective(v.objectives)
-    table = v.architectures
-    plain = table[table["num_blocks"] == 0]
-    if name is None or plain.empty:
-        return Verdict(name, None if plain.empty else plain.iloc[0]["spec"], min_gain_se, [], min_gain_se, None, np.nan, np.nan)
-    threshold = min_gain_se * (t_factor(v.noise_floor[name].dof) if name in v.noise_floor else 1.0)
-    candidates = table[(table["num_blocks"] > 0) & table["feasible"]]
-    significant = candidates[candidates["gain_z"] > threshold]
-    best = candidates.sort_values("gain", ascending=False).iloc[0] if not candidates.empty else None
-    return Verdict(name, plain.iloc[0]["spec"], min_gain_se, list(significant["spec"]), threshold,
-                   None if best is None else best["spec"], np.nan if best is None else float(best["gain"]),
-                   np.nan if best is None else float(best["gain_se"]))
+    return StudyView(study, names, dirs, table, front.reset_index(drop=True), floors, source)
 
 
 def _hypervolume_figure(study: optuna.Study, reference: np.ndarray):
@@ -313,8 +232,8 @@ class Analysis:
         return int(self.view.architectures["times_proposed"].sum() - len(self.view.architectures))
 
 
-def analyse(study: optuna.Study, min_gain_se: float = 2.0) -> Analysis:
-    v = view(study)
+def analyse(study: optuna.Study, min_gain_se: float = 2.0, profile: LatencyProfile | None = None) -> Analysis:
+    v = view(study, profile)
     reference = default_reference(v.architectures, v.objectives, v.directions)
     feasible = v.architectures[v.architectures["feasible"]]
     widen = {name: t_factor(floor.dof) for name, floor in v.noise_floor.items()}

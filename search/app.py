@@ -3,6 +3,7 @@
     attnas-search                                   # synthetic data, SQLite in runs/<study>/
     attnas-search dataset=market1501 dataset.root=/data/Market-1501-v15.09.15 n_trials=200
     attnas-search --multirun space.max_blocks=1,2,3
+    attnas-search workers=2                        # two worker processes on one study
 """
 
 from __future__ import annotations
@@ -12,30 +13,51 @@ import sys
 from pathlib import Path
 
 import optuna
+import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 
 from attnas.search.cli import hydra_app
-from attnas.search.config import ConfigError, SearchConfig
+from attnas.search.config import ConfigError, SearchConfig, default_output
 from attnas.search.study import Terminated, prepare, search, setup
+from attnas.search.workers import spawn, stop, threads_per_worker, wait
 
 log = logging.getLogger("attnas.search")
+
+
+def study_folder(cfg: SearchConfig) -> Path:
+    """Where the study's own files live (study.db, evaluations.jsonl, the parent, the report): the
+    run folder, or for a --multirun job the sweep point's folder, which its jobs share."""
+    config = HydraConfig.get()
+    if config.mode == RunMode.MULTIRUN:
+        return Path(config.sweep.dir) / cfg.study_name
+    return Path(config.runtime.output_dir)
 
 
 def run(cfg: SearchConfig) -> None:
     if cfg.progress:
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # one progress bar instead of a line per trial
-    out = Path(HydraConfig.get().runtime.output_dir)
-    cfg.storage = cfg.storage or f"sqlite:///{out / 'study.db'}"
+    folder = study_folder(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg.storage = cfg.storage or f"sqlite:///{folder / 'study.db'}"
+    if cfg.workers > 1:
+        cfg.device.threads = threads_per_worker(cfg.workers, cfg.device.threads)
+    if cfg.device.threads:
+        torch.set_num_threads(cfg.device.threads)
     try:
-        prepared = setup(cfg, cache_path=str(out / "evaluations.jsonl"), workdir=str(out))
-        prepare(prepared)
+        prepared = setup(cfg, cache_path=str(folder / "evaluations.jsonl"), workdir=str(folder))
+        prepare(prepared)  # before the other workers start: the data and the parent are made once, here
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
         log.error("%s", error)
         sys.exit(2)
+    children = spawn(cfg.workers, cfg.worker or 0, cfg.storage, cfg.device.threads, folder) if cfg.workers > 1 else []
+    cfg.workers = 1  # this process is one worker; more run beside it
     try:
         study = search(prepared, cfg)
+        wait(children)
     except KeyboardInterrupt as interrupt:
         terminated = isinstance(interrupt, Terminated)
+        stop(children)
         log.error("%s: the running trial is marked FAIL with the reason; run the same command to resume",
                   "terminated (SIGTERM)" if terminated else "interrupted (Ctrl-C)")
         sys.exit(143 if terminated else 130)
@@ -45,7 +67,7 @@ def run(cfg: SearchConfig) -> None:
     if cfg.report and complete:
         from attnas.search.report import write_report
 
-        paths = write_report(study, out / "report")
+        paths = write_report(study, default_output(cfg.storage, study.study_name, "report"))
         log.info("report: %s", paths["html"])
     if study.trials and not complete:
         errors = sorted({t.user_attrs.get("error", "?") for t in study.trials if t.state.name == "FAIL"})

@@ -51,7 +51,7 @@ class SearchConfig:
     timeout: Optional[float] = None  # seconds for this process
     seed: int = 0  # training seeds seed, seed+1, ... (repeats) and the sampler's; same seed, same numbers
     worker: Optional[int] = None  # this process's index among workers of one study: their samplers differ
-    workers: int = 1  # parallel trials in this process (threads); start more processes for more
+    workers: int = 1  # worker processes on this machine (each with its share of the CPU threads)
     enqueue_references: bool = True  # plain backbone + the paper's configurations first
     constraints: dict[str, float] = field(default_factory=dict)  # {latency_ratio: 1.10}: feasible when within
     heartbeat_interval: Optional[int] = 60  # RDB storage: a dead worker's trial is failed after grace_period ...
@@ -69,6 +69,7 @@ class ReportConfig:
     storage: str = MISSING
     study_name: str = MISSING
     out: Optional[str] = None  # None: next to the storage, <folder of the .db>/reports/<study_name>
+    profile: Optional[str] = None  # redraw with another device's latency, predicted from this profile
 
 
 @dataclass
@@ -85,16 +86,35 @@ class ExportConfig:
     model: bool = False  # also write state_dict, TorchScript and ONNX (when onnx is installed)
     weights: Optional[str] = None  # the model.pt attnas-train wrote for the picked architecture
     untrained: bool = False  # with model=true and no weights: export random weights, marked untrained
+    profile: Optional[str] = None  # pick by another device's latency, predicted from this profile
     input_size: list[int] = field(default_factory=lambda: [256, 128])
 
 
 def default_output(storage: str, study_name: str, kind: str) -> str:
-    """Where a study's reports and exports go unless told: beside a file storage
-    (`runs/x/study.db` -> `runs/x/reports/<study>`), else under `runs/<study>/`."""
+    """Where a study's reports and exports go unless told: beside a file storage, in the study's
+    own folder (`runs/<study>/study.db` -> `runs/<study>/report`) or, when the file holds other
+    studies too, under their name (`shared/all.db` -> `shared/reports/<study>`); for a server,
+    `runs/<study>/<kind>`."""
     for prefix in ("sqlite:///", "journal:"):
         if storage.startswith(prefix):
-            return str(Path(storage.removeprefix(prefix)).parent / f"{kind}s" / study_name)
-    return str(Path("runs") / study_name / f"{kind}s")
+            folder = Path(storage.removeprefix(prefix)).parent
+            return str(folder / kind if folder.name == study_name else folder / f"{kind}s" / study_name)
+    return str(Path("runs") / study_name / kind)
+
+
+@dataclass
+class ProfileConfig:
+    """`attnas-profile`: time every single-block model of a space on this device."""
+
+    space: Any = MISSING
+    device: Any = MISSING
+    out: Optional[str] = None  # default: profiles/<backbone>-<device>-<threads>t-b<batch>-<H>x<W>.json
+    batch_size: int = 1
+    input_size: list[int] = field(default_factory=lambda: [256, 128])
+    warmup: int = 5
+    repeats: int = 30  # timed (single-block, plain) pairs per entry
+    resume: bool = True  # keep what a killed run measured
+    progress: bool = True
 
 
 #: schemas of the dataset configs by kind (`conf/dataset/*.yaml` extend one of them)
@@ -127,6 +147,7 @@ def register_configs() -> None:
     store.store(name="search_schema", node=SearchConfig)
     store.store(name="report_schema", node=ReportConfig)
     store.store(name="export_schema", node=ExportConfig)
+    store.store(name="profile_schema", node=ProfileConfig)
     store.store(group="space", name="base_space", node=SpaceConfig)
     store.store(group="device", name="base_device", node=DeviceConfig)
     for kind, schema in DATASET_SCHEMAS.items():
@@ -143,6 +164,8 @@ class ConfigError(ValueError):
 
 def check_keys(node: Any, path: str = "") -> None:
     """Refuse keys that the node's schema does not have, naming the valid ones."""
+    if isinstance(node, (DictConfig, ListConfig)) and (node._is_none() or node._is_missing() or node._is_interpolation()):
+        return
     if isinstance(node, DictConfig):
         schema = OmegaConf.get_type(node)
         if dataclasses.is_dataclass(schema):

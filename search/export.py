@@ -15,8 +15,10 @@ import pandas as pd
 import yaml
 
 from attnas.evaluators.metric_registry import METRICS
+from attnas.evaluators.profile import LatencyProfile
 from attnas.search.deploy import EMBEDDING
-from attnas.search.analysis import StudyView, Verdict, pareto_mask, verdict, view
+from attnas.search.analysis import StudyView, pareto_mask, view
+from attnas.search.evidence import Verdict, verdict
 from attnas.space import ArchSpec
 
 _BOUND = re.compile(r"^(?P<metric>\w+)\s*(?P<op><=|>=|<|>)\s*(?P<value>[-+0-9.eE]+)$")
@@ -105,9 +107,10 @@ def _plain(value: Any) -> Any:
 
 
 def export_record(study: optuna.Study, rule: str, storage: str = "", min_gain_se: float = 2.0,
-                  allow_insignificant: bool = False) -> tuple[ArchSpec, dict]:
-    """The picked spec and everything an exported architecture file says about it."""
-    v = view(study)
+                  allow_insignificant: bool = False, profile: LatencyProfile | None = None) -> tuple[ArchSpec, dict]:
+    """The picked spec and everything an exported architecture file says about it (with
+    `profile`, picked by that device's predicted latency)."""
+    v = view(study, profile)
     row, judged = pick(v, rule, min_gain_se, allow_insignificant)
     spec = ArchSpec.parse(row["spec"])
     significant = row["spec"] in judged.significant
@@ -132,7 +135,7 @@ def export_record(study: optuna.Study, rule: str, storage: str = "", min_gain_se
             "evaluator": attrs.get("evaluator_config"), "dataset": attrs.get("dataset_config"), "data": attrs.get("data"),
             "validation": attrs.get("validation"), "seeds": (trial.user_attrs.get("per_seed") or {}).get("seeds"),
             "measured_on": trial.user_attrs.get("measured_on") or _measured_on(study, row["spec"]),
-            "software": attrs.get("software"), "fingerprint": attrs.get("evaluator"),
+            "software": attrs.get("software"), "fingerprint": attrs.get("evaluator"), "latency": v.latency_source,
         },
     }
     return spec, json.loads(json.dumps(record, default=str))

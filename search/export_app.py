@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from attnas.evaluators.profile import LatencyProfile
 from attnas.search.cli import hydra_app
 from attnas.search.config import ExportConfig, default_output
 from attnas.search.deploy import check_weights, export_model
@@ -16,8 +17,9 @@ log = logging.getLogger("attnas.export")
 def run(cfg: ExportConfig) -> None:
     out = cfg.out or default_output(cfg.storage, cfg.study_name, "export")
     try:
+        profile = LatencyProfile.load(cfg.profile) if cfg.profile else None
         spec, record = export_record(load_study(cfg.storage, cfg.study_name), str(cfg.pick), cfg.storage,
-                                     cfg.min_gain_se, cfg.allow_insignificant)
+                                     cfg.min_gain_se, cfg.allow_insignificant, profile)
         state = check_weights(spec, cfg.weights, cfg.untrained) if cfg.model else None  # before anything is written
         if cfg.model:
             record["weights"] = cfg.weights or "untrained"
@@ -25,7 +27,7 @@ def run(cfg: ExportConfig) -> None:
     except InsignificantError as error:
         log.error("%s", error)
         sys.exit(3)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         log.error("%s", error)
         sys.exit(2)
     if record["verdict"]["significant"] is False:

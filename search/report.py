@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from attnas.evaluators.metric_registry import METRICS
+from attnas.evaluators.profile import LatencyProfile
 from attnas.models.backbones import layout
 from attnas.search.analysis import Analysis, StudyView, analyse
 
@@ -179,6 +180,7 @@ def summary(a: Analysis) -> dict:
         "duplicate_trials": a.duplicate_trials,
         "noise_floor": {k: f.to_dict() for k, f in v.noise_floor.items()},
         "verdict": a.verdict.sentence(),
+        "latency_source": v.latency_source,
         "significant": a.verdict.significant,
         "hypervolume": a.hypervolume,
         "hypervolume_reference": a.reference.tolist(),
@@ -190,8 +192,8 @@ def summary(a: Analysis) -> dict:
     }
 
 
-def write_report(study: optuna.Study, out_dir: str | Path) -> dict[str, Path]:
-    a = analyse(study)
+def write_report(study: optuna.Study, out_dir: str | Path, profile: LatencyProfile | None = None) -> dict[str, Path]:
+    a = analyse(study, profile=profile)
     v = a.view
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -208,6 +210,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} td:first-child{{
 <h1>attnas study <code>{html.escape(study.study_name)}</code></h1>
 <p>{len(study.trials)} trials, {len(v.architectures)} distinct architectures ({a.duplicate_trials} re-proposals counted once),
 {len(v.front)} on the Pareto front of the means; hypervolume {a.hypervolume:.4g} (reference point {np.round(a.reference, 4).tolist()}).</p>
+<p id="latency-source">Latency: {html.escape(v.latency_source or 'no latency in this study')}.</p>
 <h2>Evidence</h2><ul class="evidence" id="evidence">{evidence(a)}</ul>
 <h2>Placement rules</h2><h3>Findings (95% interval excludes zero)</h3><ul id="findings">{items(a.rules.findings)}</ul>
 <h3>Not distinguishable from noise</h3><ul id="noise">{items(a.rules.noise)}</ul>

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from attnas.evaluators.profile import LatencyProfile
 from attnas.search.cli import hydra_app
 from attnas.search.config import ReportConfig, default_output
 from attnas.search.export import load_study
@@ -15,8 +16,10 @@ log = logging.getLogger("attnas.report")
 
 def run(cfg: ReportConfig) -> None:
     try:
-        paths = write_report(load_study(cfg.storage, cfg.study_name), cfg.out or default_output(cfg.storage, cfg.study_name, "report"))
-    except ValueError as error:
+        profile = LatencyProfile.load(cfg.profile) if cfg.profile else None
+        out = cfg.out or default_output(cfg.storage, cfg.study_name, "report" if profile is None else f"report-{profile.device}")
+        paths = write_report(load_study(cfg.storage, cfg.study_name), out, profile)
+    except (ValueError, FileNotFoundError) as error:
         log.error("%s", error)
         sys.exit(2)
     for kind, path in paths.items():

@@ -26,6 +26,7 @@ def make_storage(url: str, heartbeat_interval: int | None = 60, grace_period: in
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if "://" not in url:
         raise ValueError(f"storage {url!r} is not a URL; use sqlite:///PATH.db, postgresql://..., or journal:PATH")
+    url = with_driver(url)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # several workers on one SQLite file wait for each other's writes (the default 5 s gives
@@ -35,6 +36,27 @@ def make_storage(url: str, heartbeat_interval: int | None = 60, grace_period: in
         kwargs |= dict(heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                       heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
     return _create_rdb_storage(url, kwargs)
+
+
+#: URL scheme -> (driver modules SQLAlchemy can use, in its order of preference; the package to install)
+DRIVERS = {"postgresql": ((("psycopg", "psycopg"), ("psycopg2", "psycopg2")), "pip install 'attnas[postgres]' (psycopg 3)"),
+           "mysql": ((("mysqldb", "MySQLdb"), ("pymysql", "pymysql")), "pip install mysqlclient (or pymysql)")}
+
+
+def with_driver(url: str) -> str:
+    """The URL with a driver SQLAlchemy can import: `postgresql://` takes psycopg 3 when it is
+    installed, else psycopg2; with neither, one line says what to install (SQLAlchemy's own
+    error is a 40-line traceback that never names the package)."""
+    import importlib.util
+
+    scheme, sep, rest = url.partition("://")
+    if "+" in scheme or scheme not in DRIVERS:
+        return url
+    candidates, hint = DRIVERS[scheme]
+    for driver, module in candidates:
+        if importlib.util.find_spec(module) is not None:
+            return f"{scheme}+{driver}{sep}{rest}"
+    raise ValueError(f"storage {scheme}://... needs a database driver, and none is installed: {hint}")
 
 
 def _create_rdb_storage(url: str, kwargs: dict[str, Any], attempts: int = 10) -> optuna.storages.RDBStorage:

@@ -105,7 +105,7 @@ def setup(cfg: SearchConfig, cache_path: str | None = None, workdir: str | None 
     study.sampler = make_sampler(cfg.sampler, sampler_seed(cfg.seed, cfg.worker or 0, len(study.trials)))
     hint = "results would not be comparable; use another study_name (or storage)"
     _check_or_record(study, "objectives", objectives, hint)
-    _check_or_record(study, "space", space.describe(), hint)
+    _check_or_record(study, "space", space.identity(), hint)
     _check_or_record(study, "evaluator", evaluator.fingerprint(), hint)
     _check_or_record(study, "constraints", constraints, hint)
     if study.metric_names != objectives:  # optuna-dashboard and trials_dataframe show "mAP", not "values_0"
@@ -167,7 +167,10 @@ def prepare(s: SearchSetup) -> None:
 
 def run_search(cfg: SearchConfig, cache_path: str | None = None, workdir: str | None = None) -> optuna.Study:
     """Set the study up (config errors surface here, before any work), prepare the evaluator
-    (data, parent), then search."""
+    (data, parent), then search, in this process (attnas-search starts `workers` processes)."""
+    if cfg.workers != 1:
+        raise ConfigError("workers > 1 starts worker processes, which attnas-search does; from Python, run one "
+                          "run_search per process on the same storage")
     prepared = setup(cfg, cache_path, workdir)
     prepare(prepared)
     return search(prepared, cfg)
@@ -197,12 +200,12 @@ def search(s: SearchSetup, cfg: SearchConfig) -> optuna.Study:
                       trial.user_attrs.get("error", "?"))
             study_.stop()
 
+    quiet_interrupts()
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        study.optimize(make_objective(s, cfg), n_trials=None, timeout=cfg.timeout, n_jobs=cfg.workers,
-                       catch=(Exception,), callbacks=[on_trial])
+        study.optimize(make_objective(s, cfg), n_trials=None, timeout=cfg.timeout, catch=(Exception,), callbacks=[on_trial])
     finally:
         bar.close()
         if previous is not None:
@@ -212,3 +215,19 @@ def search(s: SearchSetup, cfg: SearchConfig) -> optuna.Study:
 
 def _terminate(signum, frame) -> None:
     raise Terminated(f"signal {signum} (SIGTERM)")
+
+
+class _OneLineInterrupts(logging.Filter):
+    """Optuna logs a failed trial with its traceback; for an interrupt the reason is the whole story."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                f"{record.getMessage().split(' because of')[0]}: interrupted ({record.exc_info[1] or 'SIGINT'})", None, None, None)
+        return True
+
+
+def quiet_interrupts() -> None:
+    for handler in logging.getLogger("optuna").handlers:
+        if not any(isinstance(f, _OneLineInterrupts) for f in handler.filters):
+            handler.addFilter(_OneLineInterrupts())

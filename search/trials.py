@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -34,6 +37,14 @@ if TYPE_CHECKING:
     from attnas.search.study import SearchSetup
 
 log = logging.getLogger("attnas.search")
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Optuna's heartbeat check (marked experimental since Optuna 2.9): trials whose worker
+    stopped beating are failed, and re-queued by the storage's retry callback."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 @dataclass
@@ -60,7 +71,7 @@ def known_record(study: optuna.Study, spec: str, number: int, claimed: float, wa
     deadline = time.monotonic() + wait_s
     mine, collided = (claimed, number), False
     while True:
-        optuna.storages.fail_stale_trials(study)  # a dead worker's trial must not hold the live ones
+        fail_stale_trials(study)  # a dead worker's trial must not hold the live ones
         running, best = False, None
         for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
             if other.number == number or other.user_attrs.get("spec") != spec:
@@ -110,12 +121,30 @@ def summarise(cost: dict[str, float], per_seed: dict[str, list], floors: dict[st
     return metrics
 
 
-def surplus(study: optuna.Study, number: int, target: int) -> bool:
-    """Whether trial `number` would take the study past `target` COMPLETE trials: the complete
-    ones plus those that other workers started earlier (and are alive) already fill it."""
-    optuna.storages.fail_stale_trials(study)
+def target_state(study: optuna.Study, number: int, target: int) -> str:
+    """For trial `number`: `reached` when the study holds `target` COMPLETE trials, `full` when
+    the complete ones plus those other workers started earlier (and are alive: stale ones are
+    failed first) fill it, else `open`."""
+    fail_stale_trials(study)
     trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING))
-    return sum(t.state == TrialState.COMPLETE or t.number < number for t in trials if t.number != number) >= target
+    complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    if complete >= target:
+        return "reached"
+    running = sum(t.state == TrialState.RUNNING and t.number < number for t in trials)
+    return "full" if complete + running >= target else "open"
+
+
+def wait_for_a_slot(trial: optuna.Trial, target: int, wait_s: float) -> None:
+    """Hold a trial that would exceed the target until a slot opens (a running trial failed,
+    its worker died) or the target is reached (then the trial is pruned as surplus and this
+    worker stops): the study ends with exactly `target` COMPLETE trials."""
+    deadline = time.monotonic() + wait_s
+    while (state := target_state(trial.study, trial.number, target)) != "open":
+        if state == "reached" or time.monotonic() > deadline:
+            trial.set_user_attr("surplus", True)
+            trial.study.stop()
+            raise optuna.TrialPruned(f"the study holds {target} complete trials")
+        time.sleep(1.0)
 
 
 def make_objective(s: "SearchSetup", cfg: "SearchConfig"):
@@ -123,10 +152,8 @@ def make_objective(s: "SearchSetup", cfg: "SearchConfig"):
     seeded = [name for name in evaluator.produces() if name in METRICS and METRICS[name].seeded]
 
     def objective(trial: optuna.Trial) -> list[float]:
-        if surplus(trial.study, trial.number, cfg.n_trials):
-            trial.set_user_attr("surplus", True)
-            trial.study.stop()
-            raise optuna.TrialPruned(f"the study already holds {cfg.n_trials} complete or running trials")
+        trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid(), "index": cfg.worker or 0})
+        wait_for_a_slot(trial, cfg.n_trials, cfg.duplicate_wait)
         started = time.perf_counter()
         spec = space.sample(trial)
         key = str(spec)

@@ -180,6 +180,11 @@ class SearchSpace:
                 params[f"slot{slot}_placement_if_used"] = choice.placement
         return params
 
+    def identity(self) -> dict[str, Any]:
+        """Everything that decides which specs the space holds, for comparing two spaces."""
+        return {"backbone": self.backbone, "positions": list(self._positions), "blocks": list(self.blocks),
+                "placements": list(self.placements), "max_blocks": self.max_blocks}
+
     def describe(self) -> str:
         limit = "no limit" if self.max_blocks is None else f"max {self.max_blocks} blocks"
         return (

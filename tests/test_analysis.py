@@ -13,7 +13,8 @@ import torch
 import yaml
 
 from attnas.models import build_model, layout
-from attnas.search.analysis import analyse, hypervolume, pareto_mask, probability_non_dominated, verdict, view
+from attnas.search.analysis import analyse, hypervolume, pareto_mask, view
+from attnas.search.evidence import probability_non_dominated, verdict
 from attnas.search.deploy import export_model
 from attnas.search.export import InsignificantError, export_spec, knee, load_study, pick
 from attnas.search.report import write_report
@@ -28,6 +29,7 @@ def make_study(entries, storage=None, name="hand"):
     constraints set. An entry's mAP is one value (one seed) or a list (one per seed)."""
     study = optuna.create_study(directions=["maximize", "minimize"], storage=storage, study_name=name)
     study.set_user_attr("objectives", ["mAP", "latency_ratio"])
+    study.set_user_attr("constraints", {"latency_ratio": 1.2})
     for entry in entries:
         spec, runs, lat = entry[:3]
         runs = runs if isinstance(runs, list) else [runs]

@@ -106,3 +106,20 @@ def test_a_disturbed_timing_is_taken_again_then_flagged(monkeypatch, caplog):
         measured = timer.measure("resnet18")  # the plain backbone "1.894x itself", every time
     assert measured["latency_attempts"] == 3 and measured["latency_unreliable"] == 1
     assert "latency of resnet18 is unreliable after 3 attempts: the plain backbone measured 1.894x itself" in caplog.text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--repeats", "0"], "--repeats must be >= 1, got 0"),
+    (["--height", "0"], "--height must be >= 1, got 0"),
+    (["--device", "cuda"], "--device cuda: CUDA is not available on this machine; use --device cpu"),
+    (["resnet50:layer9.0=se"], "position 'layer9.0' does not exist in resnet50"),
+])
+def test_cost_command_refuses_bad_arguments_in_one_line(args, message, capsys):
+    from attnas.evaluators.cost_cli import main
+
+    if "cuda" in args and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and message in err and "Traceback" not in err

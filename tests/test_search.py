@@ -66,7 +66,7 @@ def test_a_search_with_a_parent_trains_it_once_and_keeps_it(tmp_path, monkeypatc
         return real_train(model, records, cfg, *args, **kwargs)
 
     monkeypatch.setattr(reid, "train", recording)
-    overrides = ["evaluator.parent=tiny", "+evaluator.parent_train.epochs=3", "+evaluator.parent_train.max_ids=null",
+    overrides = ["evaluator.parent=tiny", "evaluator.parent_train.epochs=3", "evaluator.parent_train.max_ids=100000",
                  f"evaluator.parent_dir={tmp_path / 'parents'}"]
     study = run_search(config(tmp_path, "n_trials=3", *overrides))
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
@@ -149,6 +149,12 @@ def test_resuming_with_other_evaluator_settings_is_refused(tmp_path):
         run_search(config(tmp_path, "n_trials=2", "evaluator.num_val_ids=3", "study_name=attnas-resnet18-synthetic-tiny"))
 
 
+def test_resuming_with_other_positions_of_the_same_count_is_refused(tmp_path):
+    run_search(config(tmp_path, "n_trials=1", "space.positions=[layer3]"))
+    with pytest.raises(ValueError, match="was run with space=.*'layer3.0', 'layer3.1'.* use another study_name"):
+        run_search(config(tmp_path, "n_trials=2", "space.positions=[layer4]"))  # two positions either way
+
+
 def test_bad_objective_is_explained(tmp_path):
     with pytest.raises(ValueError, match="unknown objective.*'accuracy'.*valid objectives: mAP"):
         run_search(config(tmp_path, "evaluator.objectives=[accuracy,latency_ratio]"))
@@ -207,7 +213,7 @@ def test_hydra_cli_runs_and_multiruns(tmp_path):
         report = subprocess.run([str(VENV_BIN / "attnas-report"), f"storage={storage}", f"study_name={run}"],
                                 capture_output=True, text=True, timeout=120)
         assert report.returncode == 0, report.stdout + report.stderr
-        assert (tmp_path / "multi" / run / "reports" / run / "dashboard.html").exists()  # beside its own study
+        assert (tmp_path / "multi" / run / "report" / "dashboard.html").exists()  # beside its own study
 
 
 class ToyGate(torch.nn.Module):
@@ -262,7 +268,8 @@ def test_a_lower_bound_on_a_maximised_metric_is_a_constraint_too(tmp_path):
     (["n_trail=3"], "unknown key 'n_trail' in the config; valid keys: space, dataset,"),
     (["evaluator=nope"], "no evaluator option 'nope'; valid options: cost, full, latency, proxy, tiny"),
     (["n_trials=abc"], "n_trials: Value 'abc' of type 'str' could not be converted to Integer"),
-    (["+evaluator.train.epoch=3"], "unknown training option(s) ['epoch'] for budget 'proxy'"),
+    (["evaluator.train.epoch=3"], "unknown key 'epoch' in evaluator.train; valid keys: height, width, epochs"),
+    (["+evaluator.train.epoch=3"], "unknown key 'epoch' in evaluator.train; valid keys: height, width, epochs"),
 ])
 def test_config_errors_are_one_line_naming_what_is_valid(tmp_path, args, message):
     run = subprocess.run([str(VENV_BIN / "attnas-search"), *args, f"hydra.run.dir={tmp_path}", "dataset.synth.ids=8",
@@ -333,7 +340,7 @@ def test_a_search_on_real_two_camera_data_completes_with_a_report(tmp_path, data
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"validation ({protocol}, 4 ids carved from the training ids)" in run.stdout + run.stderr
-    assert (tmp_path / "report" / "dashboard.html").exists()
+    assert (tmp_path / "reports" / f"attnas-resnet18-{dataset}-tiny" / "dashboard.html").exists()  # beside study.db
     study = optuna.load_study(study_name=f"attnas-resnet18-{dataset}-tiny", storage=f"sqlite:///{tmp_path / 'study.db'}")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
 
