@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from attnas.evaluators.protocol import Evaluator
-from attnas.space import ArchSpec, as_spec
+from attnas.space import ArchSpec, SearchSpace, as_spec
 
 
 class CachedEvaluator:
@@ -21,7 +21,7 @@ class CachedEvaluator:
         self.path = Path(path) if path else None
         self.prefix = inner.fingerprint()
         self.hits = self.misses = 0
-        self._results: dict[tuple[str, int | None], dict[str, float]] = {}
+        self._results: dict[tuple[str, int | None, float], dict[str, float]] = {}
         if self.path and self.path.exists():
             for line in self.path.read_text().splitlines():
                 try:
@@ -29,10 +29,10 @@ class CachedEvaluator:
                 except json.JSONDecodeError:  # a line cut by a killed writer: skip it, keep the rest
                     continue
                 if entry.get("evaluator") == self.prefix:
-                    self._results[(entry["spec"], entry.get("seed"))] = entry["metrics"]
+                    self._results[(entry["spec"], entry.get("seed"), entry.get("fidelity", 1.0))] = entry["metrics"]
 
-    def _cached(self, spec: ArchSpec | str, seed: int | None, compute) -> dict[str, float]:
-        key = (str(as_spec(spec)), seed)
+    def _cached(self, spec: ArchSpec | str, seed: int | None, compute, fidelity: float = 1.0) -> dict[str, float]:
+        key = (str(as_spec(spec)), seed, float(fidelity))
         if key in self._results:
             self.hits += 1
             return dict(self._results[key])
@@ -42,11 +42,14 @@ class CachedEvaluator:
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a") as handle:
-                handle.write(json.dumps({"evaluator": self.prefix, "spec": key[0], "seed": seed, "metrics": metrics}) + "\n")
+                entry = {"evaluator": self.prefix, "spec": key[0], "seed": seed, "metrics": metrics}
+                if fidelity != 1.0:
+                    entry["fidelity"] = fidelity
+                handle.write(json.dumps(entry) + "\n")
         return dict(metrics)
 
-    def prepare(self, backbone: str | None = None) -> None:
-        self.inner.prepare(backbone)
+    def prepare(self, space: SearchSpace | str | None = None) -> None:
+        self.inner.prepare(space)
 
     def produces(self) -> tuple[str, ...]:
         return self.inner.produces()
@@ -54,8 +57,10 @@ class CachedEvaluator:
     def measure_cost(self, spec: ArchSpec | str) -> dict[str, float]:
         return self._cached(spec, None, self.inner.measure_cost)
 
-    def score(self, spec: ArchSpec | str, seed: int) -> dict[str, float]:
-        return self._cached(spec, int(seed), lambda s: self.inner.score(s, int(seed)))
+    def score(self, spec: ArchSpec | str, seed: int, fidelity: float = 1.0) -> dict[str, float]:
+        if fidelity == 1.0:
+            return self._cached(spec, int(seed), lambda s: self.inner.score(s, int(seed)))
+        return self._cached(spec, int(seed), lambda s: self.inner.score(s, int(seed), fidelity), fidelity)
 
     def fingerprint(self) -> str:
         return self.prefix

@@ -10,7 +10,7 @@ from attnas.evaluators.cost import model_cost
 from attnas.evaluators.latency_source import TimedLatency, make_latency_source
 from attnas.evaluators.protocol import LatencySource, digest
 from attnas.models import build_model
-from attnas.space import ArchSpec, as_spec
+from attnas.space import ArchSpec, SearchSpace, as_spec
 
 
 @dataclass
@@ -24,7 +24,7 @@ class CostEvaluator:
     def from_config(cls, cfg: CostEvaluatorConfig, dataset: DatasetConfig | None, device: DeviceConfig, workdir: str | None) -> "CostEvaluator":
         return cls(tuple(cfg.latency.input_size))
 
-    def prepare(self, backbone: str | None = None) -> None:
+    def prepare(self, space: SearchSpace | str | None = None) -> None:
         pass
 
     def produces(self) -> tuple[str, ...]:
@@ -34,7 +34,7 @@ class CostEvaluator:
         cost = model_cost(build_model(as_spec(spec), num_classes=1), tuple(self.input_size))
         return {"gflops": cost.gflops, "params_m": cost.backbone_params_m}
 
-    def score(self, spec: ArchSpec, seed: int) -> dict[str, float]:
+    def score(self, spec: ArchSpec, seed: int, fidelity: float = 1.0) -> dict[str, float]:
         return {}
 
     def fingerprint(self) -> str:
@@ -59,7 +59,7 @@ class LatencyEvaluator:
     def from_config(cls, cfg: LatencyEvaluatorConfig, dataset: DatasetConfig | None, device: DeviceConfig, workdir: str | None) -> "LatencyEvaluator":
         return cls(make_latency_source(cfg.latency, device), tuple(cfg.latency.input_size))
 
-    def prepare(self, backbone: str | None = None) -> None:
+    def prepare(self, space: SearchSpace | str | None = None) -> None:
         pass
 
     def produces(self) -> tuple[str, ...]:
@@ -68,7 +68,7 @@ class LatencyEvaluator:
     def measure_cost(self, spec: ArchSpec) -> dict[str, float]:
         return self.latency.measure(spec) | CostEvaluator(self.input_size).measure_cost(spec)
 
-    def score(self, spec: ArchSpec, seed: int) -> dict[str, float]:
+    def score(self, spec: ArchSpec, seed: int, fidelity: float = 1.0) -> dict[str, float]:
         return {}
 
     def fingerprint(self) -> str:

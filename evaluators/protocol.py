@@ -17,14 +17,14 @@ import hashlib
 import json
 from typing import Any, Protocol, runtime_checkable
 
-from attnas.space import ArchSpec
+from attnas.space import ArchSpec, SearchSpace
 
 
 @runtime_checkable
 class Evaluator(Protocol):
-    def prepare(self, backbone: str | None = None) -> None:
-        """One-time work before the first spec of `backbone` (load and check data, train a
-        parent); idempotent."""
+    def prepare(self, space: "SearchSpace | str | None" = None) -> None:
+        """One-time work before the first spec of a search space (or of a backbone, by name):
+        load and check data, train a parent or a supernet; idempotent."""
 
     def produces(self) -> tuple[str, ...]:
         """Names (from the metric registry) of every metric `measure_cost` and `score` return."""
@@ -32,8 +32,9 @@ class Evaluator(Protocol):
     def measure_cost(self, spec: ArchSpec) -> dict[str, float]:
         """Seed-independent metrics of `spec`."""
 
-    def score(self, spec: ArchSpec, seed: int) -> dict[str, float]:
-        """Seed-dependent metrics of `spec` trained under `seed` ({} when the evaluator trains nothing)."""
+    def score(self, spec: ArchSpec, seed: int, fidelity: float = 1.0) -> dict[str, float]:
+        """Seed-dependent metrics of `spec` trained under `seed` ({} when the evaluator trains
+        nothing), with a fraction `fidelity` of the training budget (multi-fidelity search)."""
 
     def fingerprint(self) -> str:
         """Short digest of every setting that shapes the numbers: results with another

@@ -13,9 +13,11 @@ from attnas.evaluators.cache import CachedEvaluator
 from attnas.evaluators.config import DatasetConfig, DeviceConfig, EvaluatorConfig
 from attnas.evaluators.cost_evaluators import CostEvaluator, LatencyEvaluator
 from attnas.evaluators.reid_evaluator import ReIDEvaluator
+from attnas.evaluators.supernet_evaluator import SupernetEvaluator
 
 EVALUATORS: dict[str, Any] = {
     "reid": ReIDEvaluator,
+    "supernet": SupernetEvaluator,
     "latency": LatencyEvaluator,
     "cost": CostEvaluator,
 }

@@ -31,7 +31,7 @@ from attnas.evaluators.protocol import LatencySource, digest
 from attnas.evaluators.training import TrainConfig, budget, evaluate_model, set_overrides, subset_ids, train
 from attnas.evaluators.validation import carve_validation
 from attnas.models import build_model
-from attnas.space import ArchSpec, as_spec
+from attnas.space import ArchSpec, SearchSpace, as_spec
 
 RETRIEVAL_METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP")
 log = logging.getLogger("attnas.evaluators")
@@ -88,9 +88,10 @@ class ReIDEvaluator:
                    pretrained=cfg.pretrained, parent=parent, parent_path=parent_dir)
 
     # -- protocol -----------------------------------------------------------------------------
-    def prepare(self, backbone: str | None = None) -> None:
-        """Carve the validation split (checked before any training) and train the parent of
-        `backbone` if it is configured and not on disk yet."""
+    def prepare(self, space: SearchSpace | str | None = None) -> None:
+        """Carve the validation split (checked before any training) and train the parent of the
+        space's backbone if it is configured and not on disk yet."""
+        backbone = space if isinstance(space, str) or space is None else space.backbone
         if not self.val_query:
             if not isinstance(self.dataset, ReIDDataset):
                 self.dataset = make_dataset(self.dataset)
@@ -112,11 +113,13 @@ class ReIDEvaluator:
             metrics = self.latency.measure(spec) | metrics
         return metrics
 
-    def score(self, spec: ArchSpec, seed: int) -> dict[str, float]:
+    def score(self, spec: ArchSpec, seed: int, fidelity: float = 1.0) -> dict[str, float]:
+        """Train under `seed` for a fraction `fidelity` of the budget's epochs (at least one)."""
         spec = as_spec(spec)
         self.prepare(spec.backbone)
         start = self.parent_weights(spec.backbone) if self.parent is not None else self.pretrained
-        cfg = replace(self.train_config, seed=seed)
+        epochs = max(1, round(self.train_config.epochs * fidelity))
+        cfg = replace(self.train_config, seed=seed, epochs=epochs, warmup_epochs=min(self.train_config.warmup_epochs, epochs - 1))
         torch.manual_seed(seed)  # initial weights: the same for every spec under one seed
         model = build_model(spec, len({r.pid for r in self.train_records}), pretrained=start)
         started = time.perf_counter()

@@ -100,6 +100,9 @@ BUDGETS: dict[str, TrainConfig] = {
     # `parent: parent`); its cost is paid once, not per candidate
     "parent": TrainConfig(height=64, width=32, epochs=30, p=8, k=4, lr=1e-3, warmup_epochs=2, schedule="cosine",
                           max_batches_per_epoch=16, random_erasing=0.0, log_epochs=True),
+    # the weight-sharing supernet, fine-tuned from the parent with one sampled path per batch
+    "supernet": TrainConfig(height=64, width=32, epochs=40, p=8, k=4, lr=3.5e-4, warmup_epochs=1, schedule="cosine",
+                            max_batches_per_epoch=16, random_erasing=0.0, log_epochs=True),
     "tiny": TrainConfig(height=64, width=32, epochs=1, p=4, k=2, warmup_epochs=0, schedule="cosine", max_ids=16,
                         max_batches_per_epoch=2, random_erasing=0.0, workers=0),
 }
@@ -183,8 +186,10 @@ def train(
     cfg: TrainConfig,
     validation: tuple[Sequence[ImageRecord], Sequence[ImageRecord]] | None = None,
     on_epoch: Callable[[int, float | None], None] | None = None,
+    before_batch: Callable[[], None] | None = None,
 ) -> TrainResult:
-    """Train in place. `on_epoch(epoch, val_mAP or None)` lets a caller prune or log."""
+    """Train in place. `on_epoch(epoch, val_mAP or None)` lets a caller prune or log;
+    `before_batch()` runs before every step (a supernet picks its path there)."""
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -216,6 +221,8 @@ def train(
             for group in optimizer.param_groups:
                 group["lr"] = cfg.lr * lr_factor(epoch + step / batches, cfg)
             images, targets = images.to(device), targets.to(device)
+            if before_batch is not None:
+                before_batch()
             with DEVICE_LOCK.shared():  # a latency timing on this machine waits for this step, not for the whole training
                 with torch.autocast(device.type, enabled=use_amp):
                     logits, features = model(images)

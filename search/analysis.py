@@ -76,6 +76,9 @@ def architectures(study: optuna.Study) -> pd.DataFrame:
                "times_proposed": len(trials), **{f"c_{k}": v for k, v in best.constraints.items()}}
         row.update({name: value for name, value in zip(names, best.values)})
         row.update({k: v for k, v in best.user_attrs.get("metrics", {}).items() if k not in row})
+        row["trained"] = best.user_attrs.get("trained", True)
+        if not row["trained"]:  # skipped for its latency: its accuracy is unknown, not the placeholder
+            row.update({name: np.nan for name in names if name in METRICS and METRICS[name].seeded})
         rows.append(row)
     return pd.DataFrame(rows).sort_values("number").reset_index(drop=True) if rows else pd.DataFrame()
 
@@ -190,7 +193,8 @@ def position_importances(v: StudyView) -> pd.DataFrame:
     block variant): Optuna's default importance evaluator (PED-ANOVA) on features that say what
     they are, not on the sampler's slots. Empty when fewer than four architectures or no position
     varies."""
-    specs = [ArchSpec.parse(s) for s in v.architectures["spec"]]
+    table = v.architectures[np.isfinite(v.architectures[v.objectives[0]].to_numpy(dtype=float))]
+    specs = [ArchSpec.parse(s) for s in table["spec"]]
     used = sorted({pos for spec in specs for pos in spec.blocks}, key=layout(v.backbone).key)
     if len(specs) < 4 or not used:
         return pd.DataFrame(columns=["parameter", "importance"])
@@ -202,7 +206,7 @@ def position_importances(v: StudyView) -> pd.DataFrame:
         scratch = optuna.create_study(direction=v.directions[0])
         scratch.add_trials([optuna.trial.create_trial(params={pos: values[pos][i] for pos in used}, distributions=distributions,
                                                       value=float(value))
-                            for i, value in enumerate(v.architectures[v.objectives[0]])])
+                            for i, value in enumerate(table[v.objectives[0]])])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             importances = optuna.importance.get_param_importances(scratch)

@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 from attnas.search.cli import hydra_app
-from attnas.search.config import ConfigError, SearchConfig, default_output
+from attnas.search.config import ConfigError, SearchConfig, default_output, describe_config_error, typed
 from attnas.search.study import Terminated, prepare, search, setup
 from attnas.search.workers import spawn, stop, threads_per_worker, wait
 
@@ -73,6 +73,27 @@ def run(cfg: SearchConfig) -> None:
         errors = sorted({t.user_attrs.get("error", "?") for t in study.trials if t.state.name == "FAIL"})
         log.error("every trial failed; first error: %s", errors[0] if errors else "?")
         sys.exit(1)
+    if cfg.finalists.count > 0:
+        run_finalists(study, cfg, folder)
+
+
+def run_finalists(study: optuna.Study, cfg: SearchConfig, folder: Path) -> None:
+    """The second stage: the likely front of a (one-shot) study re-evaluated stand-alone."""
+    from hydra import compose
+
+    from attnas.search.finalists import second_stage
+    from attnas.search.report import write_report
+
+    try:
+        evaluator_cfg = typed(compose("config", overrides=[f"evaluator={cfg.finalists.evaluator}",
+                                                           f"storage={cfg.storage}"])).evaluator
+    except Exception as error:  # noqa: BLE001 - a bad evaluator option: one line, as for the first stage
+        log.error("finalists.evaluator=%s: %s", cfg.finalists.evaluator, describe_config_error(error))
+        sys.exit(2)
+    second = second_stage(study, cfg, evaluator_cfg, cache_path=str(folder / "evaluations.jsonl"), workdir=str(folder))
+    if cfg.report:
+        paths = write_report(second, default_output(cfg.storage, second.study_name, "report"))
+        log.info("finalists report: %s", paths["html"])
 
 
 main = hydra_app(run, "config", "attnas-search")

@@ -27,6 +27,8 @@ from attnas.evaluators.config import (
     SplitDatasetConfig,
     SyntheticDatasetConfig,
 )
+from attnas.search.fidelity import MultiFidelityConfig
+from attnas.search.finalists import FinalistsConfig
 from attnas.search.samplers import SAMPLERS
 from attnas.space import SpaceConfig
 
@@ -60,6 +62,11 @@ class SearchConfig:
     duplicate_wait: float = 7200.0  # seconds to wait for another worker training the same spec
     report: bool = True  # write the dashboard at the end (attnas-report)
     progress: bool = True
+    # a spec whose latency (measured or predicted before training) breaks a constraint is recorded
+    # infeasible with its latency and not trained; true trains it anyway
+    train_infeasible: bool = False
+    multifidelity: MultiFidelityConfig = field(default_factory=MultiFidelityConfig)  # MO-ASHA rungs
+    finalists: FinalistsConfig = field(default_factory=FinalistsConfig)  # a stand-alone second stage
 
 
 @dataclass

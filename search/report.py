@@ -19,6 +19,7 @@ from attnas.evaluators.metric_registry import METRICS
 from attnas.evaluators.profile import LatencyProfile
 from attnas.models.backbones import layout
 from attnas.search.analysis import Analysis, StudyView, analyse
+from attnas.search.finalists import stage_comparison
 
 
 def _hover(row, names) -> str:
@@ -170,6 +171,21 @@ def evidence(a: Analysis) -> str:
     return "".join(f"<li>{html.escape(line)}</li>" for line in lines)
 
 
+def stages_html(study: optuna.Study) -> str:
+    """For a finalists study: how the stand-alone evaluation re-ranked the one-shot shortlist."""
+    compared = stage_comparison(study)
+    if compared is None:
+        return ""
+    frame, tau = compared
+    rows = "".join(f"<tr><td><code>{html.escape(r.spec)}</code></td><td>{r.one_shot:.4g}</td><td>{r.one_shot_rank}</td>"
+                   f"<td>{r.stand_alone:.4g} ± {r.stand_alone_se:.2g}</td><td>{r.stand_alone_rank}</td></tr>"
+                   for r in frame.itertuples())
+    return (f"<h2>Two stages</h2><p>Finalists of <code>{html.escape(study.user_attrs['stage_one_study'])}</code>, re-evaluated "
+            f"stand-alone; Kendall tau between the one-shot and the stand-alone ranking: {tau:.2f}.</p>"
+            f"<table><thead><tr><th>spec</th><th>one-shot</th><th>rank</th><th>stand-alone</th><th>rank</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
+
+
 def summary(a: Analysis) -> dict:
     v = a.view
     return {
@@ -214,7 +230,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} td:first-child{{
 <h2>Evidence</h2><ul class="evidence" id="evidence">{evidence(a)}</ul>
 <h2>Placement rules</h2><h3>Findings (95% interval excludes zero)</h3><ul id="findings">{items(a.rules.findings)}</ul>
 <h3>Not distinguishable from noise</h3><ul id="noise">{items(a.rules.noise)}</ul>
-<h3>What the front holds</h3><ul>{items(a.rules.observations)}</ul>
+<h3>What the front holds</h3><ul>{items(a.rules.observations)}</ul>{stages_html(study)}
 {parts[0]}<h2>Pareto front</h2>{front_table(v)}{''.join(parts[1:])}</body></html>"""
     paths = {"html": out / "dashboard.html", "json": out / "summary.json", "front_csv": out / "front.csv",
              "architectures_csv": out / "architectures.csv"}

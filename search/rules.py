@@ -93,6 +93,11 @@ def fit_effects(table: pd.DataFrame, objectives: list[str], level: str = "stage"
     effects = []
     for name in objectives:
         y = table[name].to_numpy(dtype=float)
+        known_rows = np.isfinite(y)  # untrained specs (skipped for their latency) say nothing of accuracy
+        if not known_rows.all():
+            sub = fit_effects(table[known_rows].reset_index(drop=True), [name], level, bootstrap, seed, ridge, widen)
+            effects += sub
+            continue
         variance = table[f"{name}_se"].to_numpy(dtype=float) ** 2 if f"{name}_se" in table else np.full(len(y), np.nan)
         known = bool(np.isfinite(variance).all() and (variance > 0).all())
         weights = 1.0 / variance if known else seeds

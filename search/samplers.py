@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import optuna
+
+log = logging.getLogger("attnas.search")
 
 
 @dataclass
@@ -59,10 +63,26 @@ SAMPLERS: dict[str, tuple[type[SamplerConfig], Callable[[Any, Optional[int]], op
 }
 
 
-def make_sampler(cfg: SamplerConfig, seed: int | None) -> optuna.samplers.BaseSampler:
+def sized_for(cfg: SamplerConfig, n_trials: int | None) -> SamplerConfig:
+    """The settings a budget of `n_trials` can use: NSGA-II's population and the model-based
+    samplers' random start-up are at most a fifth of the budget (at least 4 and 2), so a short
+    study leaves its random first generation and its model has trials to learn from."""
+    if n_trials is None:
+        return cfg
+    changes = {}
+    if hasattr(cfg, "population_size") and cfg.population_size > max(n_trials // 5, 4):
+        changes["population_size"] = max(n_trials // 5, 4)
+    if hasattr(cfg, "n_startup_trials") and cfg.n_startup_trials > max(n_trials // 5, 2):
+        changes["n_startup_trials"] = max(n_trials // 5, 2)
+    if changes:
+        log.info("sampler %s sized for %d trials: %s", cfg.name, n_trials, ", ".join(f"{k}={v}" for k, v in changes.items()))
+    return dataclasses.replace(cfg, **changes)
+
+
+def make_sampler(cfg: SamplerConfig, seed: int | None, n_trials: int | None = None) -> optuna.samplers.BaseSampler:
     if cfg.name not in SAMPLERS:
         raise ValueError(f"unknown sampler {cfg.name!r}; valid samplers: {', '.join(SAMPLERS)}")
     config_class, factory = SAMPLERS[cfg.name]
     if not isinstance(cfg, config_class):  # a plain SamplerConfig naming a sampler: its defaults
         cfg = config_class()
-    return factory(cfg, seed)
+    return factory(sized_for(cfg, n_trials), seed)

@@ -102,7 +102,7 @@ def setup(cfg: SearchConfig, cache_path: str | None = None, workdir: str | None 
                          f"this run asks {dirs} for {objectives}; pick another study_name")
     # seeded by the seed, the worker and how far the study is: a resumed study does not re-propose what
     # it holds, and workers of one study draw differently (ones started alike reseed when they collide)
-    study.sampler = make_sampler(cfg.sampler, sampler_seed(cfg.seed, cfg.worker or 0, len(study.trials)))
+    study.sampler = make_sampler(cfg.sampler, sampler_seed(cfg.seed, cfg.worker or 0, len(study.trials)), cfg.n_trials)
     hint = "results would not be comparable; use another study_name (or storage)"
     _check_or_record(study, "objectives", objectives, hint)
     _check_or_record(study, "space", space.identity(), hint)
@@ -113,10 +113,26 @@ def setup(cfg: SearchConfig, cache_path: str | None = None, workdir: str | None 
     study.set_user_attr("evaluator_config", dataclasses.asdict(cfg.evaluator))
     study.set_user_attr("dataset_config", dataclasses.asdict(cfg.dataset))
     study.set_user_attr("software", software())
+    if url.startswith("sqlite"):
+        _serialise_popping(study, url)
     prepared = SearchSetup(study, space, evaluator, objectives, constraints, url)
     if cfg.enqueue_references:
         enqueue_references(prepared, cfg)
     return prepared
+
+
+def _serialise_popping(study: optuna.Study, url: str) -> None:
+    """Optuna hands a queued trial to one worker by a check-then-set that relies on SELECT ... FOR
+    UPDATE, which SQLite ignores: two worker processes starting together can both take the same
+    queued trial, train it twice and fail on the second `tell`. Taking the queued trial under the
+    study's file lock makes the check-then-set atomic (PostgreSQL and MySQL need nothing)."""
+    pop = study._pop_waiting_trial_id  # Optuna's own method, wrapped, not replaced
+
+    def locked_pop():
+        with study_lock(study._storage, url, study.study_name):
+            return pop()
+
+    study._pop_waiting_trial_id = locked_pop
 
 
 def sampler_seed(seed: int, worker: int, trials: int) -> int:
@@ -158,7 +174,7 @@ def software() -> dict[str, str]:
 
 def prepare(s: SearchSetup) -> None:
     """One-time work of the evaluator (data, validation split, parent), recorded in the study."""
-    s.evaluator.prepare(s.space.backbone)
+    s.evaluator.prepare(s.space)
     provenance = s.evaluator.provenance()
     if "validation" in provenance:
         s.study.set_user_attr("validation", provenance["validation"])

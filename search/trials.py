@@ -29,6 +29,7 @@ from optuna.trial import TrialState
 
 from attnas.evaluators import CachedEvaluator
 from attnas.evaluators.metric_registry import METRICS, constraint_violation, se_name
+from attnas.search.fidelity import promoted, rung_key
 from attnas.search.noise import NoiseFloor, noise_floors
 from attnas.space import ArchSpec
 
@@ -90,10 +91,11 @@ def known_record(study: optuna.Study, spec: str, number: int, claimed: float, wa
         return best, collided
 
 
-def evaluate(evaluator: CachedEvaluator, spec: ArchSpec, seeds: list[int], known: Known | None) -> tuple[dict, dict, bool]:
+def evaluate(evaluator: CachedEvaluator, spec: ArchSpec, seeds: list[int], known: Known | None,
+             cost: dict[str, float] | None = None) -> tuple[dict, dict, bool]:
     """(cost metrics, per-seed record, whether anything new was computed)."""
     fresh = known is None
-    cost = known.cost if known is not None else evaluator.measure_cost(spec)
+    cost = cost if cost is not None else known.cost if known is not None else evaluator.measure_cost(spec)
     runs: dict[int, dict[str, float]] = {}
     if known is not None:  # keep every seed the study has, not only the ones asked for
         runs = {seed: known.score(seed) for seed in known.per_seed.get("seeds", [])}
@@ -167,7 +169,14 @@ def make_objective(s: "SearchSetup", cfg: "SearchConfig"):
             known, collided = known_record(trial.study, key, trial.number, claimed, cfg.duplicate_wait)
             if collided:  # another worker drew the same spec at the same time: our samplers are in step
                 trial.study.sampler.reseed_rng()
-            cost, per_seed, fresh = evaluate(evaluator, spec, seeds, known)
+            cost = known.cost if known is not None else evaluator.measure_cost(spec)  # latency first: seconds
+            broken = [f"{name} {cost[name]:.4g} breaks its limit {limit:g}" for name, limit in constraints.items()
+                      if name in cost and constraint_violation(name, cost[name], limit) > 0]
+            if broken and not cfg.train_infeasible and not (known and known.per_seed):
+                return skip_training(trial, cost, broken, objectives, constraints, started)
+            if cfg.multifidelity.enabled and not trial.user_attrs.get("reference") and not (known and known.per_seed):
+                climb_rungs(trial, evaluator, spec, seeds[0], cost, objectives, cfg)
+            cost, per_seed, fresh = evaluate(evaluator, spec, seeds, known, cost)
         except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: Optuna marks the trial FAIL; say why
             trial.set_user_attr("error", f"interrupted: {str(interrupt) or 'SIGINT (Ctrl-C)'}")
             raise
@@ -197,6 +206,41 @@ def make_objective(s: "SearchSetup", cfg: "SearchConfig"):
         return [metrics[name] for name in objectives]
 
     return objective
+
+
+def skip_training(trial: optuna.Trial, cost: dict[str, float], broken: list[str], objectives: list[str],
+                  constraints: dict[str, float], started: float) -> list[float]:
+    """A spec whose cost already breaks a constraint: recorded infeasible, with its cost, untrained.
+    Its accuracy objectives get the worst value (0 for a maximised fraction), which the
+    constraint ranks behind every feasible trial anyway; analysis treats them as unknown."""
+    reason = "; ".join(broken)
+    placeholder = {o: (0.0 if METRICS[o].direction == "maximize" else math.inf) for o in objectives if o not in cost}
+    trial.set_user_attr("trained", False)
+    trial.set_user_attr("skipped", f"not trained: {reason}")
+    trial.set_user_attr("metrics", cost | placeholder)
+    for name, value in cost.items():
+        trial.set_user_attr(name, value)
+    for name, limit in constraints.items():
+        trial.set_constraint(name, constraint_violation(name, (cost | placeholder)[name], limit))
+    log.info("trial %d %s: infeasible before training (%s), not trained, %.0f s", trial.number, trial.user_attrs["spec"],
+             reason, time.perf_counter() - started)
+    return [(cost | placeholder)[o] for o in objectives]
+
+
+def climb_rungs(trial: optuna.Trial, evaluator: CachedEvaluator, spec: ArchSpec, seed: int, cost: dict[str, float],
+                objectives: list[str], cfg: "SearchConfig") -> None:
+    """Train at each rung but the last; prune unless MO-ASHA promotes (see `search.fidelity`)."""
+    settings = cfg.multifidelity
+    for rung, fraction in enumerate(settings.rungs[:-1]):
+        scores = evaluator.score(spec, seed, fraction)
+        values = [(cost | scores)[o] for o in objectives]
+        trial.set_user_attr(rung_key(rung), {"fidelity": fraction, "values": values, "metrics": scores})
+        promote, position, count = promoted(trial.study, trial.number, rung, values, settings.eta)
+        if not promote:
+            trial.set_user_attr("pruned_at_rung", rung)
+            log.info("trial %d %s: pruned at rung %d (fidelity %.3g): position %d of %d, promotion needs the best 1/%d",
+                     trial.number, spec, rung, fraction, position + 1, count, settings.eta)
+            raise optuna.TrialPruned(f"rung {rung}: position {position + 1} of {count}")
 
 
 def _describe(metrics: dict[str, float], objectives: list[str]) -> str:

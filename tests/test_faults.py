@@ -138,3 +138,22 @@ def test_a_dead_workers_trial_does_not_hold_the_live_ones(tmp_path):
     known, collided = known_record(setup.study, "resnet18", 99, time.time(), wait_s=7200)
     assert known is None and collided and time.monotonic() - started < 30  # seconds, not the two hours of duplicate_wait
     assert setup.study.trials[0].state == TrialState.FAIL
+
+
+def test_workers_starting_together_on_sqlite_never_take_the_same_queued_trial(tmp_path):
+    """Optuna's hand-over of a queued trial is not atomic on SQLite; attnas serialises it."""
+    from tests.test_search import config
+    from attnas.search import study as search_study
+
+    cfg = config(tmp_path, "n_trials=1", "enqueue_references=false")
+    setup = search_study.setup(cfg)
+    for _ in range(20):
+        setup.study.enqueue_trial({})
+    script = ("import sys, optuna; from attnas.search.storage import make_storage, study_lock; "
+              "from attnas.search.study import _serialise_popping; "
+              f"s = optuna.load_study(study_name={cfg.study_name!r}, storage=make_storage({cfg.storage!r}, None)); "
+              f"_serialise_popping(s, {cfg.storage!r}); "
+              "print(' '.join(str(s._pop_waiting_trial_id()) for _ in range(5)))")
+    jobs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    taken = [int(n) for job in jobs for n in job.communicate(timeout=120)[0].split()]
+    assert len(taken) == 20 and len(set(taken)) == 20  # every queued trial went to exactly one worker

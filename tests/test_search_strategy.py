@@ -1,0 +1,94 @@
+"""How the search spends its budget: samplers sized for it, latency checked before training,
+multi-fidelity rungs that promote and prune by MO-ASHA's rule."""
+
+import hashlib
+
+import numpy as np
+import pytest
+from optuna.trial import TrialState
+
+from attnas.search import study as search_study
+from attnas.search.fidelity import pareto_ranks, promoted, rung_key
+from attnas.search.samplers import GPConfig, NSGA2Config, TPEConfig, make_sampler, sized_for
+from attnas.search.study import run_search
+from tests.test_search import config
+
+
+def test_sampler_settings_follow_the_budget():
+    assert sized_for(NSGA2Config(population_size=20), 10).population_size == 4  # a 10-trial study leaves generation one
+    assert sized_for(NSGA2Config(population_size=20), 50).population_size == 10
+    assert sized_for(NSGA2Config(population_size=20), 500).population_size == 20  # never above what was asked
+    assert sized_for(TPEConfig(n_startup_trials=10), 10).n_startup_trials == 2
+    assert sized_for(GPConfig(n_startup_trials=10), 100).n_startup_trials == 10
+    assert make_sampler(NSGA2Config(), 0, n_trials=30)._population_size == 6
+
+
+def _stub_scores(monkeypatch, trained):
+    """Training replaced by a deterministic score per (spec, seed, fidelity); what was trained is recorded."""
+    real = search_study.make_evaluator
+
+    def stubbed(*args, **kwargs):
+        cached = real(*args, **kwargs)
+
+        def score(spec, seed, fidelity=1.0):
+            trained.append((str(spec), seed, fidelity))
+            noise = int(hashlib.sha1(f"{spec}{seed}{fidelity}".encode()).hexdigest()[:6], 16) / 16**6
+            return {"mAP": 0.3 + 0.1 * noise * fidelity, "rank1": 0.5, "rank5": 0.6, "rank10": 0.7, "mINP": 0.1,
+                    "train_seconds": 0.0}
+
+        cached.inner.score = score
+        return cached
+
+    monkeypatch.setattr(search_study, "make_evaluator", stubbed)
+
+
+def test_a_spec_whose_latency_breaks_a_constraint_is_never_trained(tmp_path, monkeypatch):
+    trained = []
+    _stub_scores(monkeypatch, trained)
+    # ResNet-18 has 11.18 M parameters; an SE block adds 0.03 M, a C-NL or NL block 0.13-0.5 M
+    study = run_search(config(tmp_path, "n_trials=8", "sampler=random", "+constraints.params_m=11.25"))
+    skipped = [t for t in study.trials if t.user_attrs.get("trained") is False]
+    assert skipped, "C-NL and NL blocks break the limit"
+    for trial in skipped:
+        assert trial.user_attrs["params_m"] > 11.25 and trial.constraints["params_m"] > 0
+        assert trial.user_attrs["skipped"].startswith("not trained: params_m")
+        assert all(spec != trial.user_attrs["spec"] for spec, _, _ in trained)  # the trainer never saw it
+    from attnas.search.analysis import view
+
+    table = view(study).architectures.set_index("spec")
+    assert np.isnan(table.loc[skipped[0].user_attrs["spec"], "mAP"])  # unknown, not the placeholder
+
+
+def test_multifidelity_promotes_the_best_third_of_each_rung_and_prunes_the_rest(tmp_path, monkeypatch):
+    trained = []
+    _stub_scores(monkeypatch, trained)
+    study = run_search(config(tmp_path, "n_trials=4", "sampler=random", "multifidelity.enabled=true",
+                              "multifidelity.rungs=[0.25,0.5,1.0]", "enqueue_references=false"))
+    directions = ["maximize", "minimize"]
+    for trial in study.trials:
+        for rung in (0, 1):
+            record = trial.user_attrs.get(rung_key(rung))
+            if record is None:
+                continue
+            # the rule, recomputed from what the study held when this trial reached the rung
+            earlier = [t.user_attrs[rung_key(rung)]["values"] for t in study.trials
+                       if t.number < trial.number and rung_key(rung) in t.user_attrs]
+            points = np.array(earlier + [record["values"]])
+            ranks = pareto_ranks(points, directions)
+            order = np.lexsort((np.arange(len(points)), -points[:, 0], ranks))
+            position = int(np.nonzero(order == len(points) - 1)[0][0])
+            should = position < max(1, len(points) // 3)
+            went_on = trial.user_attrs.get("pruned_at_rung") != rung
+            assert went_on == should, (trial.number, rung, position, len(points))
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED and "pruned_at_rung" in t.user_attrs]
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert pruned and len(complete) == 4
+    fidelities = {f for _, _, f in trained}
+    assert fidelities == {0.25, 0.5, 1.0}
+    for trial in pruned:  # a pruned trial never trained at the full budget
+        assert (trial.user_attrs["spec"], 0, 1.0) not in trained
+
+
+def test_pareto_ranks_known_answer():
+    values = np.array([[0.9, 1.0], [0.8, 1.0], [0.95, 1.5], [0.7, 1.6], [0.9, 1.0]])
+    assert pareto_ranks(values, ["maximize", "minimize"]).tolist() == [0, 1, 0, 2, 0]
