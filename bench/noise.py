@@ -6,6 +6,10 @@ one or two training budgets, scored on validation ids carved from the training i
 * `pooled_sd`: the seed noise of one run (pooled within-spec standard deviation of mAP);
 * `icc`: the share of one run's variance explained by the architecture (one-way ICC(1));
   `arch_sd` is the spread of the specs' true means, to compare with `pooled_sd`;
+* `seed_sd`, `paired_sd`: every spec runs under the same seeds (same batches, same initial
+  weights), so part of the spread is a seed effect shared by all specs (`seed_sd`); what is left
+  after removing it (`paired_sd`, two-way residual) is the noise of a spec-vs-spec difference
+  under one seed;
 * `tau_seed_pairs`: Kendall tau between the rankings of two single seeds (mean over seed pairs),
   how reproducible a one-seed ranking is;
 * `tau_budgets`: Kendall tau between the seed-mean rankings of the two budgets.
@@ -120,10 +124,17 @@ def main(argv: list[str] | None = None) -> None:
         runs = np.array([[done[(args.dataset, args.parent, label, s, seed)]["mAP"] for seed in seeds] for s in specs])
         seconds = [done[(args.dataset, args.parent, label, s, seed)]["seconds"] for s in specs for seed in seeds]
         floor, split = pooled_sd(runs.tolist()), icc(runs.tolist())
+        # two-way view (every spec ran under the same seeds, so a seed's batches and initial weights are
+        # shared): how much of the within-spec spread is a seed effect common to all specs, and what
+        # is left for the difference of two specs compared under the same seed
+        seed_effect = runs.mean(axis=0) - runs.mean()
+        residual = runs - runs.mean(axis=1, keepdims=True) - seed_effect[None, :]
+        paired_sd = float(np.sqrt((residual ** 2).sum() / ((len(specs) - 1) * (len(seeds) - 1))))
         pair_taus = [kendalltau(runs[:, a], runs[:, b]).statistic for a, b in itertools.combinations(range(len(seeds)), 2)]
         means[label] = runs.mean(axis=1)
         print(f"case=noise dataset={args.dataset} parent={args.parent} budget={label} specs={len(specs)} seeds={len(seeds)} "
-              f"pooled_sd={floor.sd:.4f} icc={split.icc:.2f} arch_sd={split.arch_sd:.4f} "
+              f"pooled_sd={floor.sd:.4f} icc={split.icc:.2f} arch_sd={split.arch_sd:.4f} seed_sd={seed_effect.std(ddof=1):.4f} "
+              f"paired_sd={paired_sd:.4f} "
               f"tau_seed_pairs={np.mean(pair_taus):.2f} mAP_range={runs.mean(axis=1).min():.3f}..{runs.mean(axis=1).max():.3f} "
               f"seconds_median={np.median(seconds):.0f}", flush=True)
     if len(budgets) == 2:

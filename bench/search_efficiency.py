@@ -28,7 +28,7 @@ from attnas.evaluators.latency import LatencyConfig
 from attnas.evaluators.profile import LatencyProfile, measure_profile
 from attnas.search.samplers import SAMPLERS, make_sampler
 from attnas.space import SearchSpace, SpaceConfig, references
-from bench.landscape import observed_map, true_map
+from bench.landscape import latency, observed_map, true_map
 
 SPACE_CONF = Path(__file__).resolve().parents[1] / "conf" / "space" / "resnet50.yaml"
 
@@ -52,7 +52,7 @@ def hypervolume_2d(points: np.ndarray, reference: np.ndarray) -> float:
     front = inside[pareto_2d(inside)]
     front = front[np.argsort(front[:, 1])]  # latency ascending, mAP ascending along the front
     area, previous_map = 0.0, reference[0]
-    for k in range(len(front) - 1, -1, -1):  # from the slowest, most accurate point down
+    for k in range(len(front)):  # the band of mAP (previous, this] is widest from this point's latency on
         area += (front[k, 0] - previous_map) * (reference[1] - front[k, 1])
         previous_map = front[k, 0]
     return area
@@ -60,7 +60,7 @@ def hypervolume_2d(points: np.ndarray, reference: np.ndarray) -> float:
 
 def table(space: SearchSpace, profile: LatencyProfile) -> tuple[list[str], np.ndarray]:
     specs = list(space.enumerate(limit=200_000))
-    return [str(s) for s in specs], np.array([(true_map(s), profile.predict(s)[0]) for s in specs])
+    return [str(s) for s in specs], np.array([(true_map(s), latency(s, profile)) for s in specs])
 
 
 def sampler_for(name: str, seed: int, budget: int) -> optuna.samplers.BaseSampler:
@@ -86,7 +86,7 @@ def run(name: str, seed: int, space: SearchSpace, index: dict[str, int], truth: 
     def objective(trial):
         spec = space.sample(trial)
         seen.append(index[str(spec)])
-        return observed_map(spec, rng), profile.predict(spec)[0]
+        return observed_map(spec, rng), latency(spec, profile)
 
     study.optimize(objective, n_trials=trials)
     return seen
@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--multifidelity", action="store_true")
+    parser.add_argument("--candidate-seconds", type=float, default=45.0, help="CPU seconds of one full proxy evaluation")
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.multifidelity:
         from bench.multifidelity import compare
 
-        compare(profile, seeds)
+        compare(profile, seeds, candidate_seconds=args.candidate_seconds)
         return
     for max_blocks in (int(m) for m in args.tables.split(",")):
         space = SearchSpace("resnet50", "all", max_blocks=max_blocks)

@@ -22,7 +22,6 @@ from torch import nn
 from attnas.models.backbones import backbone_family, layout
 from attnas.models.blocks import create_block
 from attnas.models.builder import ReIDNet, build_model
-from attnas.models.head import ReIDHead
 from attnas.space.spec import ArchSpec, BlockChoice
 
 NONE = "none"

@@ -13,12 +13,12 @@ import torch
 import yaml
 
 from attnas.models import build_model, layout
-from attnas.search.analysis import analyse, hypervolume, pareto_mask, view
+from attnas.search.analysis import hypervolume, pareto_mask, view
 from attnas.search.evidence import probability_non_dominated, verdict
 from attnas.search.deploy import export_model
 from attnas.search.export import InsignificantError, export_spec, knee, load_study, pick
 from attnas.search.report import write_report
-from attnas.search.rules import effects_frame, fit_effects, rules_in_words
+from attnas.search.rules import fit_effects, rules_in_words
 from attnas.space import ArchSpec, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -251,7 +251,7 @@ def test_parallel_jobs_generate_one_folder_once(tmp_path):
 
     script = ("import logging, sys; logging.basicConfig(level=logging.INFO, format='%(message)s'); "
               "from attnas.evaluators.datasets.synthetic import SynthConfig, generate; "
-              f"generate(sys.argv[1], SynthConfig(ids=20, cams=3, distractors=5, junk=2))")
+              "generate(sys.argv[1], SynthConfig(ids=20, cams=3, distractors=5, junk=2))")
     jobs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "synth")], stderr=subprocess.PIPE, text=True)
             for _ in range(3)]
     logs = [job.communicate(timeout=120)[1] for job in jobs]

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import optuna
-import pytest
 from hydra import compose, initialize_config_module
 from optuna.trial import TrialState
 

@@ -1,15 +1,13 @@
 """Device latency profiles: measured once, resumable, checked for staleness, predicting any spec."""
 
-import json
 import math
 
-import optuna
 import pytest
 import torch
 
 from attnas.evaluators.latency import LatencyConfig
 from attnas.evaluators.profile import LatencyProfile, ProfileEntry, measure_profile, single_block_specs
-from attnas.space import ArchSpec, SearchSpace
+from attnas.space import SearchSpace
 
 SMALL = SearchSpace("resnet18", ["layer4"], ["se", "cnl"], ["post", "pre"], max_blocks=2)
 FAST = LatencyConfig(input_size=(64, 32), warmup=1, repeats=5)

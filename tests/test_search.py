@@ -33,6 +33,18 @@ def config(tmp_path, *overrides):
     return typed(cfg)
 
 
+def patch_score(monkeypatch, wrap):
+    """Every evaluator the search makes gets `wrap(real_score)` as its score (seed-dependent part)."""
+    real = search_study.make_evaluator
+
+    def patched(*args, **kwargs):
+        cached = real(*args, **kwargs)
+        cached.inner.score = wrap(cached.inner.score)
+        return cached
+
+    monkeypatch.setattr(search_study, "make_evaluator", patched)
+
+
 def specs_of(study):
     return [t.user_attrs["spec"] for t in study.trials]
 
@@ -89,15 +101,7 @@ def test_running_the_same_command_again_resumes_the_study(tmp_path):
 
 def test_an_architecture_is_never_trained_twice(tmp_path, monkeypatch):
     trained = []
-    real = search_study.make_evaluator
-
-    def counting(*args, **kwargs):
-        cached = real(*args, **kwargs)
-        inner = cached.inner.score
-        cached.inner.score = lambda spec, seed: trained.append(str(spec)) or inner(spec, seed)
-        return cached
-
-    monkeypatch.setattr(search_study, "make_evaluator", counting)
+    patch_score(monkeypatch, lambda inner: lambda spec, seed: trained.append(str(spec)) or inner(spec, seed))
     # two specs in the whole space: plain resnet18 and one SE block
     study = run_search(config(tmp_path, "n_trials=6", "sampler=random", "space.positions=[layer4.1]", "space.blocks=[se]",
                               "space.max_blocks=1"))
@@ -110,21 +114,15 @@ def test_an_architecture_is_never_trained_twice(tmp_path, monkeypatch):
 
 
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path, monkeypatch):
-    real = search_study.make_evaluator
-
-    def failing_on_nl(*args, **kwargs):
-        cached = real(*args, **kwargs)
-        inner = cached.inner.score
-
+    def failing_on_nl(inner):
         def score(spec, seed):
             if "=nl" in str(spec):
                 raise RuntimeError("out of memory (simulated)")
             return inner(spec, seed)
 
-        cached.inner.score = score
-        return cached
+        return score
 
-    monkeypatch.setattr(search_study, "make_evaluator", failing_on_nl)
+    patch_score(monkeypatch, failing_on_nl)
     cfg = config(tmp_path, "n_trials=4", "space.references=['resnet18','resnet18:layer4.0=nl','resnet18:layer4.1=se']")
     study = run_search(cfg)
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
@@ -266,7 +264,7 @@ def test_a_lower_bound_on_a_maximised_metric_is_a_constraint_too(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["+dataset.synth.idz=3"], "unknown key 'idz' in dataset.synth; valid keys: ids, cams,"),
     (["n_trail=3"], "unknown key 'n_trail' in the config; valid keys: space, dataset,"),
-    (["evaluator=nope"], "no evaluator option 'nope'; valid options: cost, full, latency, proxy, tiny"),
+    (["evaluator=nope"], "no evaluator option 'nope'; valid options: cost, full, latency, proxy, supernet, tiny"),
     (["n_trials=abc"], "n_trials: Value 'abc' of type 'str' could not be converted to Integer"),
     (["evaluator.train.epoch=3"], "unknown key 'epoch' in evaluator.train; valid keys: height, width, epochs"),
     (["+evaluator.train.epoch=3"], "unknown key 'epoch' in evaluator.train; valid keys: height, width, epochs"),
@@ -286,15 +284,7 @@ def test_evaluators_that_train_nothing_run_a_search(tmp_path):
 
 
 def _count_scores(monkeypatch, calls):
-    real = search_study.make_evaluator
-
-    def counting(*args, **kwargs):
-        cached = real(*args, **kwargs)
-        inner = cached.inner.score
-        cached.inner.score = lambda spec, seed: calls.append((str(spec), seed)) or inner(spec, seed)
-        return cached
-
-    monkeypatch.setattr(search_study, "make_evaluator", counting)
+    patch_score(monkeypatch, lambda inner: lambda spec, seed: calls.append((str(spec), seed)) or inner(spec, seed))
 
 
 def test_references_get_more_seeds_and_the_study_records_its_noise_floor(tmp_path, monkeypatch):
@@ -359,23 +349,18 @@ def test_a_study_whose_every_trial_fails_exits_non_zero(tmp_path):
 
 
 def test_an_interrupted_reference_is_queued_again_on_resume_and_failures_do_not_count(tmp_path, monkeypatch, caplog):
-    real = search_study.make_evaluator
     interrupted = []
 
-    def ctrl_c_once(*args, **kwargs):
-        cached = real(*args, **kwargs)
-        inner = cached.inner.score
-
+    def ctrl_c_once(inner):
         def score(spec, seed):
             if str(spec) == "resnet18" and not interrupted:
                 interrupted.append(1)
                 raise KeyboardInterrupt  # the user presses Ctrl-C while the baseline trains
             return inner(spec, seed)
 
-        cached.inner.score = score
-        return cached
+        return score
 
-    monkeypatch.setattr(search_study, "make_evaluator", ctrl_c_once)
+    patch_score(monkeypatch, ctrl_c_once)
     with pytest.raises(KeyboardInterrupt):
         run_search(config(tmp_path, "n_trials=3"))
     study = optuna.load_study(study_name="attnas-resnet18-synthetic-tiny", storage=f"sqlite:///{tmp_path / 'study.db'}")
@@ -390,13 +375,12 @@ def test_an_interrupted_reference_is_queued_again_on_resume_and_failures_do_not_
 
 
 def test_the_search_stops_after_max_failures(tmp_path, monkeypatch):
-    real = search_study.make_evaluator
+    def always_failing(inner):
+        def score(spec, seed):
+            raise RuntimeError("diverged")
 
-    def always_failing(*args, **kwargs):
-        cached = real(*args, **kwargs)
-        cached.inner.score = lambda spec, seed: (_ for _ in ()).throw(RuntimeError("diverged"))
-        return cached
+        return score
 
-    monkeypatch.setattr(search_study, "make_evaluator", always_failing)
+    patch_score(monkeypatch, always_failing)
     study = run_search(config(tmp_path, "n_trials=10", "max_failures=3"))
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 3

@@ -4,14 +4,12 @@ multi-fidelity rungs that promote and prune by MO-ASHA's rule."""
 import hashlib
 
 import numpy as np
-import pytest
 from optuna.trial import TrialState
 
-from attnas.search import study as search_study
-from attnas.search.fidelity import pareto_ranks, promoted, rung_key
+from attnas.search.fidelity import pareto_ranks, rung_key
 from attnas.search.samplers import GPConfig, NSGA2Config, TPEConfig, make_sampler, sized_for
 from attnas.search.study import run_search
-from tests.test_search import config
+from tests.test_search import config, patch_score
 
 
 def test_sampler_settings_follow_the_budget():
@@ -25,21 +23,14 @@ def test_sampler_settings_follow_the_budget():
 
 def _stub_scores(monkeypatch, trained):
     """Training replaced by a deterministic score per (spec, seed, fidelity); what was trained is recorded."""
-    real = search_study.make_evaluator
 
-    def stubbed(*args, **kwargs):
-        cached = real(*args, **kwargs)
+    def score(spec, seed, fidelity=1.0):
+        trained.append((str(spec), seed, fidelity))
+        noise = int(hashlib.sha1(f"{spec}{seed}{fidelity}".encode()).hexdigest()[:6], 16) / 16**6
+        return {"mAP": 0.3 + 0.1 * noise * fidelity, "rank1": 0.5, "rank5": 0.6, "rank10": 0.7, "mINP": 0.1,
+                "train_seconds": 0.0}
 
-        def score(spec, seed, fidelity=1.0):
-            trained.append((str(spec), seed, fidelity))
-            noise = int(hashlib.sha1(f"{spec}{seed}{fidelity}".encode()).hexdigest()[:6], 16) / 16**6
-            return {"mAP": 0.3 + 0.1 * noise * fidelity, "rank1": 0.5, "rank5": 0.6, "rank10": 0.7, "mINP": 0.1,
-                    "train_seconds": 0.0}
-
-        cached.inner.score = score
-        return cached
-
-    monkeypatch.setattr(search_study, "make_evaluator", stubbed)
+    patch_score(monkeypatch, lambda inner: score)
 
 
 def test_a_spec_whose_latency_breaks_a_constraint_is_never_trained(tmp_path, monkeypatch):
