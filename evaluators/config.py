@@ -63,12 +63,14 @@ class LatencyEvaluatorConfig(EvaluatorConfig):
 
 @dataclass
 class ReIDEvaluatorConfig(EvaluatorConfig):
-    budget: str = "proxy"  # a training budget of attnas.evaluators.training.BUDGETS
+    # the embedded default: every candidate fine-tunes (budget finetune) the plain backbone trained once
+    # (parent); from scratch, the proxy budget cannot tell architectures apart (bench/noise.py)
+    budget: str = "finetune"  # a training budget of attnas.evaluators.training.BUDGETS
     train: TrainOverrides = field(default_factory=TrainOverrides)  # the budget's settings changed, e.g. train.epochs=8
     num_val_ids: int = 50  # validation ids carved from the TRAINING ids
     validation: str = "auto"  # auto | market | cross_camera: how their images split into query and gallery
     pretrained: Optional[str] = None  # imagenet (torchvision cache) or a state_dict path
-    parent: Optional[str] = None  # a budget: train the plain backbone once with it; candidates start from it
+    parent: Optional[str] = "parent"  # a budget: train the plain backbone once with it; candidates start from it
     parent_train: TrainOverrides = field(default_factory=TrainOverrides)  # the parent budget's settings changed
     parent_dir: Optional[str] = None  # where parent weights are kept (default: the run folder)
 

@@ -42,7 +42,6 @@ class SupernetEvaluatorConfig(ReIDEvaluatorConfig):
     type: str = "supernet"
     name: str = "supernet"
     budget: str = "supernet"  # the supernet's training (one path per batch)
-    parent: Optional[str] = "parent"  # the supernet starts from the plain backbone trained once
     calibration_batches: int = 8  # training batches that recompute a candidate's batch-norm statistics
 
 

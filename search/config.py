@@ -48,7 +48,7 @@ class SearchConfig:
     # None: a SQLite file in the run folder, runs/<study_name>/study.db (stable per study, so the same
     # command resumes); any Optuna storage URL works: postgresql://..., mysql://..., journal:PATH
     storage: Optional[str] = None
-    n_trials: int = 10  # COMPLETE trials the study should hold, across runs and workers; a resumed run adds the rest
+    n_trials: int = 8  # COMPLETE trials the study should hold, across runs and workers; a resumed run adds the rest
     max_failures: int = 10  # stop when the study holds this many failed trials
     timeout: Optional[float] = None  # seconds for this process
     seed: int = 0  # training seeds seed, seed+1, ... (repeats) and the sampler's; same seed, same numbers
