@@ -53,6 +53,9 @@ class InstantEvaluator:
     def provenance(self):
         return {}
 
+    def predictors(self):
+        return {}
+
 
 def throughput(storage: str, workers: int, trials: int, data: Path, folder: Path) -> tuple[float, dict[int, int]]:
     command = [sys.executable, "-m", "attnas.search.app", "space=resnet18", "evaluator=tiny", "dataset.synth.ids=60",

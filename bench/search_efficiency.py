@@ -26,6 +26,7 @@ import yaml
 
 from attnas.evaluators.latency import LatencyConfig
 from attnas.evaluators.profile import LatencyProfile, measure_profile
+from attnas.search.frontier import FrontierContext
 from attnas.search.samplers import SAMPLERS, make_sampler
 from attnas.space import SearchSpace, SpaceConfig, references
 from bench.landscape import latency, observed_map, true_map
@@ -63,21 +64,21 @@ def table(space: SearchSpace, profile: LatencyProfile) -> tuple[list[str], np.nd
     return [str(s) for s in specs], np.array([(true_map(s), latency(s, profile)) for s in specs])
 
 
-def sampler_for(name: str, seed: int, budget: int) -> optuna.samplers.BaseSampler:
-    """Each sampler sized for the budget: NSGA-II's population n/5, model-based samplers start after 10."""
-    if name == "sweep":
-        from attnas.search.samplers import SweepConfig
-
-        return make_sampler(SweepConfig(), seed)
-    schema = SAMPLERS[name][0]
-    sized = {"population_size": max(budget // 5, 4), "n_startup_trials": 10}
-    return make_sampler(schema(**{k: v for k, v in sized.items() if k in schema.__dataclass_fields__}), seed)
+def sampler_for(name: str, seed: int, budget: int, space: SearchSpace, profile: LatencyProfile) -> optuna.samplers.BaseSampler:
+    """Each sampler sized for the budget (as attnas-search does): NSGA-II's population and the
+    model-based samplers' random start at most n/5. `frontier` knows the latency from the device
+    profile, as it does in a search with evaluator.latency.source=profile; `frontier_learned`
+    learns it from the trials, as with the timer."""
+    known = {} if name == "frontier_learned" else {"latency_ratio": lambda spec: latency(spec, profile)}
+    context = FrontierContext(space, ["mAP", "latency_ratio"], known)
+    schema = SAMPLERS["frontier" if name.startswith("frontier") else name][0]
+    return make_sampler(schema(), seed, budget, context)
 
 
 def run(name: str, seed: int, space: SearchSpace, index: dict[str, int], truth: np.ndarray, profile, trials: int) -> list[int]:
     """Rows of `truth` a study evaluated, in order (a re-proposal repeats a row)."""
     rng = np.random.default_rng(seed)
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler_for(name, seed, trials))
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler_for(name, seed, trials, space, profile))
     refs = yaml.safe_load(SPACE_CONF.read_text())["references"]
     for spec in references(SpaceConfig(references=refs), space):
         study.enqueue_trial(space.params_for(spec))
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=None)
     parser.add_argument("--tables", default="1,2,3")
-    parser.add_argument("--samplers", default="nsga2,tpe,gp,random")
+    parser.add_argument("--samplers", default="nsga2,tpe,gp,random,frontier,frontier_learned")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--multifidelity", action="store_true")

@@ -70,3 +70,6 @@ class CachedEvaluator:
 
     def provenance(self) -> dict[str, Any]:
         return self.inner.provenance()
+
+    def predictors(self) -> dict[str, Any]:
+        return self.inner.predictors()

@@ -46,6 +46,9 @@ class CostEvaluator:
     def provenance(self) -> dict[str, Any]:
         return {}
 
+    def predictors(self) -> dict[str, Any]:
+        return {}
+
 
 @dataclass
 class LatencyEvaluator:
@@ -79,3 +82,6 @@ class LatencyEvaluator:
 
     def provenance(self) -> dict[str, Any]:
         return {}
+
+    def predictors(self) -> dict[str, Any]:
+        return self.latency.predictors()

@@ -50,6 +50,9 @@ class TimedLatency:
         return ("latency_ratio", "latency_ms", "latency_p90_ms", "latency_spread", "baseline_latency_ms",
                 "latency_attempts", "latency_unreliable")
 
+    def predictors(self) -> dict[str, Any]:
+        return {}  # it has to time every spec
+
     def problems(self, spec: ArchSpec, timing: LatencyRatio) -> list[str]:
         """Why a measurement looks disturbed (empty when it does not)."""
         found = []
@@ -109,6 +112,10 @@ class ProfileLatency:
 
     def produces(self) -> tuple[str, ...]:
         return ("latency_ratio", "latency_ms")
+
+    def predictors(self) -> dict[str, Any]:
+        return {"latency_ratio": lambda spec: self.profile.predict(spec)[0],
+                "latency_ms": lambda spec: self.profile.predict(spec)[0] * self.profile.plain_ms}
 
     def measure(self, spec: ArchSpec) -> dict[str, float]:
         ratio, se = self.profile.predict(spec)

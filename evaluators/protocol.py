@@ -47,6 +47,10 @@ class Evaluator(Protocol):
         """What shaped the numbers beyond the settings (after `prepare`): data folder, validation
         protocol and identities; exported with an architecture."""
 
+    def predictors(self) -> dict[str, Any]:
+        """Metrics it can predict for any spec without measuring (a device profile's latency), as
+        metric -> function(spec); a structure-aware sampler scores candidates with them."""
+
 
 @runtime_checkable
 class LatencySource(Protocol):
@@ -54,6 +58,8 @@ class LatencySource(Protocol):
         """`latency_ratio` (to the plain backbone) and whatever else the source knows."""
 
     def produces(self) -> tuple[str, ...]: ...
+
+    def predictors(self) -> dict[str, Any]: ...
 
     def fingerprint(self) -> str: ...
 

@@ -143,6 +143,9 @@ class ReIDEvaluator:
     def context(self) -> dict[str, Any]:
         return self.latency.context() if self.latency is not None else {}
 
+    def predictors(self) -> dict[str, Any]:
+        return self.latency.predictors() if self.latency is not None else {}
+
     def provenance(self) -> dict[str, Any]:
         self.prepare()
         return {"data": {"name": self.dataset.name, "root": self.dataset.root, "summary": self.dataset.summary()},

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import optuna
+
+from attnas.search.frontier import FrontierContext, make_frontier
 
 log = logging.getLogger("attnas.search")
 
@@ -50,16 +52,28 @@ class BruteForceConfig(SamplerConfig):
     name: str = "bruteforce"  # exhaustive; for small spaces (the study stops when every spec was tried)
 
 
-#: sampler name -> (config class, factory(config, seed))
-SAMPLERS: dict[str, tuple[type[SamplerConfig], Callable[[Any, Optional[int]], optuna.samplers.BaseSampler]]] = {
-    "nsga2": (NSGA2Config, lambda c, seed: optuna.samplers.NSGAIISampler(
+@dataclass
+class FrontierConfig(SamplerConfig):
+    """attnas's own (search/frontier.py): additive models of every objective, known costs from a
+    device profile, Thompson sampling, hypervolume improvement."""
+
+    name: str = "frontier"
+    n_startup_trials: int = 10
+    candidates: int = 1500  # specs scored per proposal
+
+
+#: sampler name -> (config class, factory(config, seed, context)); the context (search space,
+#: objectives, costs a profile predicts) is for samplers that use the problem's structure
+SAMPLERS: dict[str, tuple[type[SamplerConfig], Callable[..., optuna.samplers.BaseSampler]]] = {
+    "nsga2": (NSGA2Config, lambda c, seed, context=None: optuna.samplers.NSGAIISampler(
         population_size=c.population_size, mutation_prob=c.mutation_prob, crossover_prob=c.crossover_prob, seed=seed)),
-    "tpe": (TPEConfig, lambda c, seed: optuna.samplers.TPESampler(
+    "tpe": (TPEConfig, lambda c, seed, context=None: optuna.samplers.TPESampler(
         multivariate=c.multivariate, group=c.group, n_startup_trials=c.n_startup_trials, constant_liar=c.constant_liar,
         seed=seed)),
-    "gp": (GPConfig, lambda c, seed: optuna.samplers.GPSampler(n_startup_trials=c.n_startup_trials, seed=seed)),
-    "random": (RandomConfig, lambda c, seed: optuna.samplers.RandomSampler(seed=seed)),
-    "bruteforce": (BruteForceConfig, lambda c, seed: optuna.samplers.BruteForceSampler(seed=seed)),
+    "gp": (GPConfig, lambda c, seed, context=None: optuna.samplers.GPSampler(n_startup_trials=c.n_startup_trials, seed=seed)),
+    "random": (RandomConfig, lambda c, seed, context=None: optuna.samplers.RandomSampler(seed=seed)),
+    "bruteforce": (BruteForceConfig, lambda c, seed, context=None: optuna.samplers.BruteForceSampler(seed=seed)),
+    "frontier": (FrontierConfig, lambda c, seed, context=None: make_frontier(c, seed, context)),
 }
 
 
@@ -79,10 +93,11 @@ def sized_for(cfg: SamplerConfig, n_trials: int | None) -> SamplerConfig:
     return dataclasses.replace(cfg, **changes)
 
 
-def make_sampler(cfg: SamplerConfig, seed: int | None, n_trials: int | None = None) -> optuna.samplers.BaseSampler:
+def make_sampler(cfg: SamplerConfig, seed: int | None, n_trials: int | None = None,
+                 context: FrontierContext | None = None) -> optuna.samplers.BaseSampler:
     if cfg.name not in SAMPLERS:
         raise ValueError(f"unknown sampler {cfg.name!r}; valid samplers: {', '.join(SAMPLERS)}")
     config_class, factory = SAMPLERS[cfg.name]
     if not isinstance(cfg, config_class):  # a plain SamplerConfig naming a sampler: its defaults
         cfg = config_class()
-    return factory(sized_for(cfg, n_trials), seed)
+    return factory(sized_for(cfg, n_trials), seed, context)

@@ -157,6 +157,7 @@ def test_dashboard_is_self_contained_and_shows_the_front(tmp_path):
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
 def test_dashboard_renders_in_headless_chromium(tmp_path):
     from PIL import Image
@@ -227,6 +228,7 @@ def test_bad_requests_list_what_exists(tmp_path):
         pick(view(make_study(HAND)), "fastest")
 
 
+@pytest.mark.slow
 def test_report_and_export_commands(tmp_path):
     storage = f"sqlite:///{tmp_path / 's.db'}"
     make_study(HAND, storage=storage, name="cli")
@@ -286,6 +288,7 @@ def test_dashboard_shows_the_noise_floor_the_verdict_and_honest_rules(tmp_path):
     assert "P(on front)" in page
 
 
+@pytest.mark.slow
 def test_export_commands_refuse_mismatched_or_missing_weights_before_writing_anything(tmp_path):
     storage = f"sqlite:///{tmp_path / 's.db'}"
     make_study(HAND, storage=storage, name="w")
@@ -314,6 +317,7 @@ def test_export_commands_refuse_mismatched_or_missing_weights_before_writing_any
     assert replaced.returncode == 0 and not list((tmp_path / "c").glob("model*"))  # the old spec's model files are gone
 
 
+@pytest.mark.slow
 def test_reports_and_exports_go_next_to_the_storage_by_default(tmp_path):
     (tmp_path / "runs" / "x").mkdir(parents=True)
     storage = f"sqlite:///{tmp_path / 'runs' / 'x' / 'study.db'}"

@@ -245,6 +245,7 @@ def test_an_interrupted_generation_leaves_nothing_behind_and_runs_again(tmp_path
         generate(tmp_path / "half", cfg)
 
 
+@pytest.mark.slow
 def test_parallel_jobs_generate_one_folder_once(tmp_path):
     import subprocess
     import sys

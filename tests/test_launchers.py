@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 from hydra import compose, initialize_config_module
 from optuna.trial import TrialState
 
@@ -16,6 +17,7 @@ COMMON = ["space=resnet18", "evaluator=tiny", "dataset.synth.ids=16", "n_trials=
           "evaluator.reference_repeats=1", "device.threads=1"]
 
 
+@pytest.mark.slow
 def test_joblib_launcher_runs_several_workers_of_one_study(tmp_path):
     run = subprocess.run([str(VENV_BIN / "attnas-search"), "--multirun", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                           "worker=0,1", *COMMON, f"dataset.root={tmp_path / 'synth'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"],

@@ -172,6 +172,7 @@ def test_stale_trial_of_a_killed_worker_is_failed_and_retried(tmp_path):
     assert retried and retried[0].state == TrialState.COMPLETE
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_storage_share_the_work(tmp_path):
     args = [str(VENV_BIN / "attnas-search"), "space=resnet18", "evaluator=tiny", "dataset.synth.ids=16",
             f"dataset.root={tmp_path / 'synth'}", f"storage=sqlite:///{tmp_path / 'shared.db'}", "n_trials=6",
@@ -190,6 +191,7 @@ def test_two_processes_on_one_storage_share_the_work(tmp_path):
     assert len(trained) == len(set(trained)), "the same spec was trained by two workers"
 
 
+@pytest.mark.slow
 def test_hydra_cli_runs_and_multiruns(tmp_path):
     common = ["space=resnet18", "evaluator=tiny", "dataset.synth.ids=16", f"dataset.root={tmp_path / 'synth'}",
               "n_trials=2", "report=false", "progress=false"]
@@ -322,6 +324,7 @@ def test_a_resumed_study_trains_only_the_seeds_it_lacks(tmp_path, monkeypatch):
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "viper").is_dir(), reason="../shared/data not present")
 @pytest.mark.parametrize("dataset, protocol", [("viper", "cross_camera"), ("cuhk01", "market")])
 def test_a_search_on_real_two_camera_data_completes_with_a_report(tmp_path, dataset, protocol):
@@ -335,6 +338,7 @@ def test_a_search_on_real_two_camera_data_completes_with_a_report(tmp_path, data
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
 
 
+@pytest.mark.slow
 def test_a_study_whose_every_trial_fails_exits_non_zero(tmp_path):
     root = tmp_path / "broken"
     for split in ("bounding_box_train", "query", "bounding_box_test"):

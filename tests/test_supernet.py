@@ -78,6 +78,7 @@ def test_a_killed_supernet_training_leaves_nothing_that_is_loaded(tmp_path, monk
     assert len(list(tmp_path.glob("supernet-*.pt"))) == 1
 
 
+@pytest.mark.slow
 def test_two_workers_train_the_supernet_once(tmp_path):
     from tests.test_search import config  # noqa: F401 - the configs' schemas are registered on import
 
@@ -104,6 +105,7 @@ evaluator.prepare(make_space(cfg.space))
     assert len(list((tmp_path / "shared").glob("supernet-*.pt"))) == 1
 
 
+@pytest.mark.slow
 def test_a_two_stage_search_links_both_studies(tmp_path):
     from hydra import compose, initialize_config_module
 

@@ -117,6 +117,9 @@ class CountingEvaluator:
     def context(self):
         return {}
 
+    def predictors(self):
+        return {}
+
 
 def test_cache_never_evaluates_a_spec_twice_under_one_seed_and_survives_restarts(tmp_path):
     path = tmp_path / "cache.jsonl"
