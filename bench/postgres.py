@@ -65,6 +65,7 @@ def database(host: str, port: int, user: str, name: str) -> str:
     import psycopg
 
     with psycopg.connect(host=host, port=port, user=user, dbname="postgres", autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        # FORCE: sessions a previous test left open (a killed worker's pool) must not block a rerun
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         connection.execute(f'CREATE DATABASE "{name}"')
     return f"postgresql://{user}@{host}:{port}/{name}"

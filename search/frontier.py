@@ -120,7 +120,9 @@ class FrontierSampler(BaseSampler):
             for choice in choices:
                 spec = ArchSpec(space.backbone, {position: choice})
                 pool[str(spec)] = spec
-        while len(pool) < self.candidates:
+        for _ in range(3 * self.candidates):  # bounded: a small space holds fewer specs than `candidates`
+            if len(pool) >= self.candidates:
+                break
             count = int(rng.integers(1, space.limit + 1))
             positions = rng.choice(space.allowed_positions, size=count, replace=False)
             spec = ArchSpec(space.backbone, {str(p): choices[int(rng.integers(len(choices)))] for p in positions})

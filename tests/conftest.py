@@ -3,6 +3,8 @@ tests, skipped with the reason only when no server binary exists (.ci/run instal
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from bench import postgres
@@ -19,5 +21,7 @@ def postgres_server():
 @pytest.fixture
 def postgres_url(postgres_server, request):
     """A fresh database on the throw-away server, as a storage URL."""
-    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:50].lower()
+    # PostgreSQL cuts names at 63 bytes: a digest of the full test id keeps parametrised cases apart
+    readable = "".join(c if c.isalnum() else "_" for c in request.node.name)[:40].lower()
+    name = f"t_{readable}_{hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:10]}"
     return postgres.database(*postgres_server, name)

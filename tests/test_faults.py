@@ -50,9 +50,12 @@ def _prepare_data(folder: Path) -> None:
 
 
 def _running_trial(storage: str, deadline: float) -> optuna.trial.FrozenTrial:
+    from attnas.search.storage import make_storage
+
+    polled = make_storage(storage, heartbeat_interval=None)  # one connection pool for the whole wait
     while time.monotonic() < deadline:
         try:
-            study = _load(storage)
+            study = optuna.load_study(study_name=STUDY, storage=polled)
             running = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                        if "spec" in t.user_attrs and "worker" in t.user_attrs]
             if running:

@@ -85,7 +85,7 @@ def test_model_with_too_few_classes_is_refused(synth):
 
 
 def test_unknown_budget_and_budget_options_are_explained():
-    with pytest.raises(ValueError, match="unknown training budget 'huge'; valid budgets: finetune, full, parent, proxy, tiny"):
+    with pytest.raises(ValueError, match="unknown training budget 'huge'; valid budgets: finetune, full, parent, proxy, supernet, tiny"):
         budget("huge")
     with pytest.raises(ValueError, match="unknown training option\\(s\\) \\['epoch'\\] for budget 'proxy'; valid options: height, width, epochs"):
         budget("proxy", epoch=3)
