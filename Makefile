@@ -22,10 +22,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# The benchmarks that need no trained network (minutes; block_cost first measures this CPU's latency profile if profiles/ lacks it).
 bench: $(STAMP)
-	$(PY) -m bench.block_cost
 	$(PY) -m bench.metrics
 	$(PY) -m bench.latency_ratio
+	$(PY) -m bench.block_cost
+	$(PY) -m bench.search_efficiency
 
 clean:
 	rm -rf $(VENV) build *.egg-info

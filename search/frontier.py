@@ -17,14 +17,15 @@ one set of coefficients from each posterior (Thompson sampling), scores a pool o
 current front) with the drawn models, or with the profile for the latency, and proposes the
 candidate that adds the most hypervolume to the front of the finished trials as the same drawn
 models see them (one noisy seed of a finished trial would otherwise set the bar). Specs already
-evaluated are not proposed again. The first `n_startup_trials` (after the enqueued references)
+evaluated are not proposed again, nor are specs whose known cost already breaks a constraint (a
+search would record them untrained, but they would still take a trial). The first `n_startup_trials` (after the enqueued references)
 are random. Two objectives only; with more, the acquisition is a random weighted sum (ParEGO).
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -33,6 +34,7 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from attnas.evaluators.metric_registry import constraint_violation
 from attnas.models.backbones import layout
 from attnas.space import ArchSpec, BlockChoice, SearchSpace
 
@@ -43,7 +45,8 @@ class FrontierContext:
 
     space: SearchSpace
     objectives: list[str]
-    known: dict[str, Callable[[ArchSpec], float]]  # objective -> exact predictor (a device profile's latency)
+    known: dict[str, Callable[[ArchSpec], float]]  # metric -> exact predictor (a device profile's latency)
+    limits: dict[str, float] = field(default_factory=dict)  # the study's constraints: metric -> bound
 
 
 def _features(space: SearchSpace) -> tuple[dict, dict, int]:
@@ -138,7 +141,10 @@ class FrontierSampler(BaseSampler):
             for position in blocks:
                 candidate = ArchSpec(space.backbone, {p: c for p, c in blocks.items() if p != position})
                 pool[str(candidate)] = candidate
-        return [spec for key, spec in pool.items() if key not in evaluated and spec in space]
+        checks = [(name, self.context.known[name], limit) for name, limit in self.context.limits.items()
+                  if name in self.context.known]
+        return [spec for key, spec in pool.items() if key not in evaluated and spec in space
+                and all(constraint_violation(name, predict(spec), limit) <= 0 for name, predict, limit in checks)]
 
     def _plan(self, study: optuna.Study) -> Optional[dict[str, Any]]:
         space = self.context.space

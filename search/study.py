@@ -103,7 +103,8 @@ def setup(cfg: SearchConfig, cache_path: str | None = None, workdir: str | None 
                          f"this run asks {dirs} for {objectives}; pick another study_name")
     # seeded by the seed, the worker and how far the study is: a resumed study does not re-propose what
     # it holds, and workers of one study draw differently (ones started alike reseed when they collide)
-    context = FrontierContext(space, objectives, {k: f for k, f in evaluator.predictors().items() if k in objectives})
+    context = FrontierContext(space, objectives, {k: f for k, f in evaluator.predictors().items()
+                                                  if k in objectives or k in constraints}, dict(constraints))
     study.sampler = make_sampler(cfg.sampler, sampler_seed(cfg.seed, cfg.worker or 0, len(study.trials)), cfg.n_trials, context)
     hint = "results would not be comparable; use another study_name (or storage)"
     _check_or_record(study, "objectives", objectives, hint)

@@ -130,3 +130,27 @@ def test_the_frontier_sampler_prefers_what_a_known_cost_says_is_free():
         third[seen[2]] += 1
     assert sum(third.values()) == 20 and "resnet18:layer4.0=se" not in third and "resnet18" not in third
     assert third["resnet18:layer4.1=se"] >= 11, third
+
+
+def test_the_frontier_sampler_never_proposes_what_a_known_cost_says_breaks_a_constraint():
+    import optuna
+
+    from attnas.search.frontier import FrontierContext, FrontierSampler
+    from attnas.space import SearchSpace
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = SearchSpace("resnet18", ["layer3", "layer4"], ["se", "nl"], max_blocks=2)
+    cost = lambda spec: 1.0 + 0.3 * sum(c.block == "nl" for c in spec.blocks.values())  # noqa: E731
+    context = FrontierContext(space, ["mAP", "latency_ratio"], {"latency_ratio": cost}, {"latency_ratio": 1.1})
+    study = optuna.create_study(directions=["maximize", "minimize"], sampler=FrontierSampler(context, n_startup_trials=3, seed=0))
+    proposed = []
+
+    def objective(trial):
+        spec = space.sample(trial)
+        proposed.append(spec)
+        trial.set_constraint("latency_ratio", cost(spec) - 1.1)
+        return 0.5 + 0.02 * len(spec.blocks), cost(spec)
+
+    study.optimize(objective, n_trials=10)  # 11 specs are feasible (plain, 4 with one SE, 6 with two)
+    after_start = proposed[3:]
+    assert len(after_start) == 7 and all(cost(s) <= 1.1 for s in after_start), [str(s) for s in after_start]
