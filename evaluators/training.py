@@ -84,8 +84,8 @@ def set_overrides(overrides) -> dict:
 
 
 #: named budgets. `proxy` fits about a minute per ResNet-50 candidate on 2 CPU cores: 6 x 16 batches
-#: of 32 images at 64x32 (~3,000 images). Measured on the synthetic set (bench/proxy.py and the
-#: tuning runs noted in the README): from scratch, ResNet-50 learns nothing measurable from ~1,000
+#: of 32 images at 64x32 (~3,000 images). Measured on the synthetic set (an earlier proxy benchmark,
+#: now bench/noise.py): from scratch, ResNet-50 learns nothing measurable from ~1,000
 #: images at 128x64 with the fine-tuning learning rate 3.5e-4 (val mAP at the random level), while
 #: more, smaller images with lr 1e-3 reach ~3.5x the random level. With ImageNet weights
 #: (`pretrained=imagenet`) use the full recipe's 3.5e-4.
