@@ -162,12 +162,18 @@ def rules_in_words(table: pd.DataFrame, front: pd.DataFrame, objectives: list[st
         for effect in position_effects:
             if effect.objective == name and effect.finding:
                 rules.findings.append(f"{effect.block} at {effect.where}: {_fmt(name, effect)} ({effect.support} architectures)")
+        label = METRICS[name].label if name in METRICS else name
         unclear = [f"{e.block} in {e.where} [{e.lo * _scale(name):+.2g}, {e.hi * _scale(name):+.2g}]"
-                   for e in effects if not e.finding]
+                   for e in effects if not e.finding and e.support >= 2]
         if unclear:
-            label = METRICS[name].label if name in METRICS else name
             rules.noise.append(f"{name}: not distinguishable from noise (95% intervals, {label}, include zero): "
                                f"{'; '.join(unclear)}")
+        # one architecture cannot separate a placement's effect from everything else that spec holds
+        alone = [f"{e.block} in {e.where} [{e.lo * _scale(name):+.2g}, {e.hi * _scale(name):+.2g}]"
+                 for e in effects if not e.finding and e.support < 2]
+        if alone:
+            rules.noise.append(f"{name}: seen in one architecture only, not a finding yet (95% intervals, {label}): "
+                               f"{'; '.join(alone)}")
     specs = [ArchSpec.parse(s) for s in table["spec"]]
     front_specs = [ArchSpec.parse(s) for s in front["spec"]]
     for stage in (s.name for s in layout(specs[0].backbone).stages) if specs else ():

@@ -354,3 +354,17 @@ def test_importances_are_computed_on_positions_not_on_sampler_slots():
     importances = position_importances(v)
     assert set(importances["parameter"]) <= set(layout("resnet50").positions)
     assert importances.iloc[0]["parameter"] == "layer3.5"
+
+
+def test_an_effect_seen_in_one_architecture_is_not_listed_as_an_interval_that_includes_zero():
+    from attnas.search.rules import Effect
+
+    table = pd.DataFrame({"spec": ["resnet50", "resnet50:layer3.0=nl"], "mAP": [0.3, 0.31]})
+    effects = [Effect("nl@layer3", "nl", "layer3", "latency_ratio", 0.18, 0.15, 0.22, 0.01, support=1),
+               Effect("se@layer4", "se", "layer4", "latency_ratio", 0.01, -0.01, 0.03, 0.01, support=3)]
+    rules = rules_in_words(table, table, ["latency_ratio"], effects)
+    assert rules.findings == []
+    include_zero = [r for r in rules.noise if "include zero" in r]
+    alone = [r for r in rules.noise if "one architecture only" in r]
+    assert len(include_zero) == 1 and "se in layer4" in include_zero[0] and "nl" not in include_zero[0]
+    assert len(alone) == 1 and "nl in layer3 [+15, +22]" in alone[0]
