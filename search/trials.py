@@ -14,6 +14,7 @@ are reused (across processes too: they are in the storage), and only missing see
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -154,6 +155,14 @@ def make_objective(s: "SearchSetup", cfg: "SearchConfig"):
     seeded = [name for name in evaluator.produces() if name in METRICS and METRICS[name].seeded]
 
     def objective(trial: optuna.Trial) -> list[float]:
+        try:
+            return run_trial(trial)
+        except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM, wherever it lands: Optuna marks the trial FAIL; say why
+            with contextlib.suppress(Exception):  # the storage may already refuse (the trial failed by a heartbeat)
+                trial.set_user_attr("error", f"interrupted: {str(interrupt) or 'SIGINT (Ctrl-C)'}")
+            raise
+
+    def run_trial(trial: optuna.Trial) -> list[float]:
         trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid(), "index": cfg.worker or 0})
         wait_for_a_slot(trial, cfg.n_trials, cfg.duplicate_wait)
         started = time.perf_counter()
@@ -177,9 +186,6 @@ def make_objective(s: "SearchSetup", cfg: "SearchConfig"):
             if cfg.multifidelity.enabled and not trial.user_attrs.get("reference") and not (known and known.per_seed):
                 climb_rungs(trial, evaluator, spec, seeds[0], cost, objectives, cfg)
             cost, per_seed, fresh = evaluate(evaluator, spec, seeds, known, cost)
-        except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM: Optuna marks the trial FAIL; say why
-            trial.set_user_attr("error", f"interrupted: {str(interrupt) or 'SIGINT (Ctrl-C)'}")
-            raise
         except Exception as error:
             trial.set_user_attr("error", f"{type(error).__name__}: {error}")
             trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
