@@ -18,7 +18,8 @@ current front) with the drawn models, or with the profile for the latency, and p
 candidate that adds the most hypervolume to the front of the finished trials as the same drawn
 models see them (one noisy seed of a finished trial would otherwise set the bar). Specs already
 evaluated are not proposed again, nor are specs whose known cost already breaks a constraint (a
-search would record them untrained, but they would still take a trial). The first `n_startup_trials` (after the enqueued references)
+search would record them untrained, but they would still take a trial); a learned cost only puts
+the candidates its drawn model expects to break a constraint last. The first `n_startup_trials` (after the enqueued references)
 are random. Two objectives only; with more, the acquisition is a random weighted sum (ParEGO).
 """
 
@@ -186,6 +187,14 @@ class FrontierSampler(BaseSampler):
             weights = self._rng.dirichlet(np.ones(len(directions)))
             span = np.ptp(base, axis=0) + 1e-9
             gains = -np.max(weights * (predicted - base.min(axis=0)) / span, axis=1)
+        # a learned cost under a constraint: candidates the drawn model expects to break it come last
+        drawn = [(k, name) for k, name in enumerate(self.context.objectives)
+                 if name in self.context.limits and name not in self.context.known]
+        if drawn:
+            expected_ok = np.array([all(constraint_violation(name, sign[k] * predicted[i, k], self.context.limits[name]) <= 0
+                                        for k, name in drawn) for i in range(len(pool))])
+            if expected_ok.any():
+                gains = np.where(expected_ok, gains, -np.inf)
         best = int(np.argmax(gains + 1e-12 * self._rng.random(len(gains))))
         return space.params_for(pool[best])
 
