@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import optuna
+from attnas.search.analysis import pareto_mask
 from optuna.trial import TrialState
 
 
@@ -36,8 +37,7 @@ def pareto_ranks(values: np.ndarray, directions: list[str]) -> np.ndarray:
     ranks = np.full(len(loss), -1)
     remaining, rank = np.arange(len(loss)), 0
     while len(remaining):
-        sub = loss[remaining]
-        dominated = np.array([(np.all(sub <= row, axis=1) & np.any(sub < row, axis=1)).any() for row in sub])
+        dominated = ~pareto_mask(loss[remaining], ["minimize"] * loss.shape[1])
         ranks[remaining[~dominated]] = rank
         remaining, rank = remaining[dominated], rank + 1
     return ranks

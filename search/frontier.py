@@ -31,13 +31,13 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import optuna
+from attnas.evaluators.metric_registry import constraint_violation
+from attnas.models.backbones import layout
+from attnas.search.analysis import pareto_mask
+from attnas.space import ArchSpec, BlockChoice, SearchSpace
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
-
-from attnas.evaluators.metric_registry import constraint_violation
-from attnas.models.backbones import layout
-from attnas.space import ArchSpec, BlockChoice, SearchSpace
 
 
 @dataclass
@@ -200,8 +200,7 @@ class FrontierSampler(BaseSampler):
 
 
 def _pareto(loss: np.ndarray) -> np.ndarray:
-    dominated = np.array([(np.all(loss <= row, axis=1) & np.any(loss < row, axis=1)).any() for row in loss])
-    return ~dominated
+    return pareto_mask(loss, ["minimize"] * loss.shape[1])
 
 
 def _area(front: np.ndarray, reference: np.ndarray) -> float:
