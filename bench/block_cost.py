@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from attnas.evaluators import LatencyConfig, measure_latency_ratio, model_cost
-from attnas.evaluators.artefacts import DEVICE_LOCK
-from attnas.evaluators.profile import measure_profile
+from attnas.evaluators.device import DEVICE_LOCK
+from attnas.evaluators.latency.profile import measure_profile
 from attnas.models import BLOCKS, build_model, layout
 from attnas.space import ArchSpec, SearchSpace
 

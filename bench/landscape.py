@@ -26,7 +26,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from attnas.evaluators.profile import LatencyProfile
+from attnas.evaluators.latency.profile import LatencyProfile
 from attnas.models import layout
 from attnas.space import ArchSpec
 

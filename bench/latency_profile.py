@@ -20,9 +20,9 @@ import time
 import numpy as np
 import torch
 
-from attnas.evaluators.artefacts import DEVICE_LOCK
-from attnas.evaluators.latency import LatencyConfig, measure_latency_ratio
-from attnas.evaluators.profile import measure_profile
+from attnas.evaluators.device import DEVICE_LOCK
+from attnas.evaluators.latency.timing import LatencyConfig, measure_latency_ratio
+from attnas.evaluators.latency.profile import measure_profile
 from attnas.models import build_model
 from attnas.space import ArchSpec, SearchSpace
 

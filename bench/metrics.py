@@ -15,8 +15,8 @@ import time
 import numpy as np
 import torch
 
-from attnas.evaluators.distance import compute_distance_matrix
-from attnas.evaluators.metrics import rank_metrics, rank_metrics_reference
+from attnas.evaluators.reid.distance import compute_distance_matrix
+from attnas.evaluators.reid.metrics import rank_metrics, rank_metrics_reference
 
 
 def market_sized_problem(num_q=3368, num_g=15913, dim=2048, num_ids=750, cams=6, seed=0):

@@ -36,8 +36,8 @@ import torch
 from scipy.stats import kendalltau
 
 from attnas.evaluators import ReIDEvaluator, budget
-from attnas.evaluators.datasets import load_dataset
-from attnas.evaluators.datasets.synthetic import SynthConfig, generate
+from attnas.evaluators.reid.datasets import load_dataset
+from attnas.evaluators.reid.datasets.synthetic import SynthConfig, generate
 from attnas.search.noise import icc, pooled_sd
 
 #: plain, one block of each type (NL where it is expensive), two and three blocks

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import optuna
 
-from attnas.evaluators.datasets.synthetic import SynthConfig, generate
+from attnas.evaluators.reid.datasets.synthetic import SynthConfig, generate
 from bench import postgres
 
 
@@ -58,7 +58,7 @@ class InstantEvaluator:
 
 
 def throughput(storage: str, workers: int, trials: int, data: Path, folder: Path) -> tuple[float, dict[int, int]]:
-    command = [sys.executable, "-m", "attnas.search.app", "space=resnet18", "evaluator=tiny", "dataset.synth.ids=60",
+    command = [sys.executable, "-m", "attnas.search.apps.search_app", "space=resnet18", "evaluator=tiny", "dataset.synth.ids=60",
                f"dataset.root={data}", f"storage={storage}", f"n_trials={trials}", f"workers={workers}", "progress=false",
                "report=false", "evaluator.reference_repeats=1", f"hydra.run.dir={folder}", "study_name=scale"]
     started = time.perf_counter()
@@ -81,7 +81,7 @@ def overhead(storage: str, trials: int, folder: Path) -> tuple[float, float]:
 
     from attnas.evaluators import CachedEvaluator
     from attnas.search import study as search_study
-    from attnas.search.config import register_configs, typed
+    from attnas.search.apps.config import register_configs, typed
 
     register_configs()
     with initialize_config_module("attnas.conf", version_base="1.3"):

@@ -27,9 +27,10 @@ import numpy as np
 import optuna
 import yaml
 
-from attnas.evaluators.latency import LatencyConfig
-from attnas.evaluators.profile import LatencyProfile, measure_profile
+from attnas.evaluators.latency.timing import LatencyConfig
+from attnas.evaluators.latency.profile import LatencyProfile, measure_profile
 from attnas.search.frontier import FrontierContext
+from attnas.search.pareto import hypervolume, pareto_mask
 from attnas.search.samplers import SAMPLERS, make_sampler
 from attnas.space import SearchSpace, SpaceConfig, references
 from bench.landscape import latency, observed_map, true_map
@@ -37,29 +38,9 @@ from bench.landscape import latency, observed_map, true_map
 SPACE_CONF = Path(__file__).resolve().parents[1] / "conf" / "space" / "resnet50.yaml"
 
 
-def pareto_2d(points: np.ndarray) -> np.ndarray:
-    """Indices of the non-dominated points (mAP maximised, latency minimised), by a sweep."""
-    order = np.lexsort((-points[:, 0], points[:, 1]))  # latency ascending, then mAP descending
-    best, keep = -np.inf, []
-    for i in order:
-        if points[i, 0] > best:
-            keep.append(i)
-            best = points[i, 0]
-    return np.array(keep)
-
-
 def hypervolume_2d(points: np.ndarray, reference: np.ndarray) -> float:
     """Dominated area between the front and `reference` (mAP above ref[0], latency below ref[1])."""
-    inside = points[(points[:, 0] > reference[0]) & (points[:, 1] < reference[1])]
-    if len(inside) == 0:
-        return 0.0
-    front = inside[pareto_2d(inside)]
-    front = front[np.argsort(front[:, 1])]  # latency ascending, mAP ascending along the front
-    area, previous_map = 0.0, reference[0]
-    for k in range(len(front)):  # the band of mAP (previous, this] is widest from this point's latency on
-        area += (front[k, 0] - previous_map) * (reference[1] - front[k, 1])
-        previous_map = front[k, 0]
-    return area
+    return hypervolume(points, ["maximize", "minimize"], reference)
 
 
 def table(space: SearchSpace, profile: LatencyProfile) -> tuple[list[str], np.ndarray]:
@@ -140,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
         best = hypervolume_2d(truth, reference)
         refs = [index[str(s)] for s in references(SpaceConfig(references=yaml.safe_load(SPACE_CONF.read_text())["references"]), space)]
         given = hypervolume_2d(truth[refs], reference)  # what the enqueued references alone already cover
-        print(f"# space: {space.describe()}; exact front {len(pareto_2d(truth))} specs (enumerated); "
+        print(f"# space: {space.describe()}; exact front {int(pareto_mask(truth, ['maximize', 'minimize']).sum())} specs (enumerated); "
               f"the {len(refs)} references alone: {100 * given / best:.1f}%", flush=True)
         for name in args.samplers.split(","):
             shares, distinct, gaps, started = {25: [], 50: []}, [], [], time.perf_counter()

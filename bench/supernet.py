@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
               f"noise_ceiling: icc={icc(matrix.tolist()).icc:.2f} tau_seed_pairs={np.mean(pairs):.2f}", flush=True)
     if args.search:
         folder = Path(args.noise).parent / f"oneshot-{args.dataset}"
-        command = [sys.executable, "-m", "attnas.search.app", "evaluator=supernet", f"n_trials={args.search}",
+        command = [sys.executable, "-m", "attnas.search.apps.search_app", "evaluator=supernet", f"n_trials={args.search}",
                    "evaluator.latency.source=profile", f"evaluator.latency.profile={args.profile}", "sampler=tpe",
                    f"evaluator.parent_dir={Path(args.noise).parent / 'parents'}", f"hydra.run.dir={folder}", "progress=false",
                    *( [f"dataset={args.dataset}"] if args.dataset != "synthetic" else

@@ -14,11 +14,11 @@ import tempfile
 import numpy as np
 import torch
 
-from attnas.evaluators.datasets import load_dataset
-from attnas.evaluators.datasets.synthetic import SynthConfig, generate
-from attnas.evaluators.distance import compute_distance_matrix
-from attnas.evaluators.metrics import rank_metrics
-from attnas.evaluators.training import budget, evaluate_model, subset_ids, train
+from attnas.evaluators.reid.datasets import load_dataset
+from attnas.evaluators.reid.datasets.synthetic import SynthConfig, generate
+from attnas.evaluators.reid.distance import compute_distance_matrix
+from attnas.evaluators.reid.metrics import rank_metrics
+from attnas.evaluators.reid.training import budget, evaluate_model, subset_ids, train
 from attnas.models import build_model
 
 

@@ -17,13 +17,13 @@ from attnas.evaluators.config import (
 )
 from attnas.evaluators.cost import ModelCost, count_flops, count_params, model_cost
 from attnas.evaluators.cost_evaluators import CostEvaluator, LatencyEvaluator
-from attnas.evaluators.latency import LatencyConfig, LatencyResult, measure_latency, measure_latency_ratio
-from attnas.evaluators.latency_source import LATENCY_SOURCES, TimedLatency
+from attnas.evaluators.latency.timing import LatencyConfig, LatencyResult, measure_latency, measure_latency_ratio
+from attnas.evaluators.latency.sources import LATENCY_SOURCES, TimedLatency
 from attnas.evaluators.metric_registry import METRICS, Metric, metric
-from attnas.evaluators.protocol import Evaluator, LatencySource
+from attnas.evaluators.base import Evaluator, LatencySource
 from attnas.evaluators.registry import EVALUATORS, make_evaluator
 from attnas.evaluators.reid_evaluator import ReIDEvaluator, make_dataset
-from attnas.evaluators.training import BUDGETS, TrainConfig, budget, train
+from attnas.evaluators.reid.training import BUDGETS, TrainConfig, budget, train
 
 __all__ = [
     "BUDGETS", "CachedEvaluator", "CostEvaluator", "CostEvaluatorConfig", "DatasetConfig", "DeviceConfig", "EVALUATORS",

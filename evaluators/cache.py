@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from attnas.evaluators.protocol import Evaluator
+from attnas.evaluators.base import Evaluator
 from attnas.space import ArchSpec, SearchSpace, as_spec
 
 

@@ -1,7 +1,7 @@
 """Typed configs of the evaluator side: device, latency, evaluators and datasets.
 
 These dataclasses are the single place where each knob has its default; the Hydra app registers
-them as structured configs (`attnas.search.config`), the yaml files in `conf/` only set what a
+them as structured configs (`attnas.search.apps.config`), the yaml files in `conf/` only set what a
 named option changes, and Python users construct them directly.
 """
 
@@ -10,27 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from attnas.evaluators.datasets.synthetic import SynthConfig
-from attnas.evaluators.training import TrainOverrides
-
-
-@dataclass
-class DeviceConfig:
-    type: str = "cpu"  # cpu | cuda (training and timing)
-    threads: Optional[int] = None  # CPU threads for torch; None keeps torch's default (all cores)
-
-
-@dataclass
-class LatencySettings:
-    source: str = "timer"  # timer: timed beside the plain backbone here; profile: predicted from a device profile
-    profile: Optional[str] = None  # the profile file (attnas-profile) when source=profile
-    batch_size: int = 1
-    input_size: list[int] = field(default_factory=lambda: [256, 128])  # H, W
-    warmup: int = 3
-    repeats: int = 20  # timed (candidate, plain) pairs
-    retries: int = 2  # a disturbed timing is taken again up to this many times, then flagged
-    max_spread: float = 0.25  # disturbed: (p90 - p10) / median of the samples above this
-    max_ratio_se: float = 0.02  # disturbed: the ratio's standard error above this share of it
+from attnas.evaluators.device import DeviceConfig
+from attnas.evaluators.latency.sources import LatencySettings
+from attnas.evaluators.reid.datasets.synthetic import SynthConfig
+from attnas.evaluators.reid.training import TrainOverrides
 
 
 @dataclass
@@ -65,7 +48,7 @@ class LatencyEvaluatorConfig(EvaluatorConfig):
 class ReIDEvaluatorConfig(EvaluatorConfig):
     # the embedded default: every candidate fine-tunes (budget finetune) the plain backbone trained once
     # (parent); from scratch, the proxy budget cannot tell architectures apart (bench/noise.py)
-    budget: str = "finetune"  # a training budget of attnas.evaluators.training.BUDGETS
+    budget: str = "finetune"  # a training budget of attnas.evaluators.reid.training.BUDGETS
     train: TrainOverrides = field(default_factory=TrainOverrides)  # the budget's settings changed, e.g. train.epochs=8
     num_val_ids: int = 50  # validation ids carved from the TRAINING ids
     validation: str = "auto"  # auto | market | cross_camera: how their images split into query and gallery
@@ -77,7 +60,7 @@ class ReIDEvaluatorConfig(EvaluatorConfig):
 
 @dataclass
 class DatasetConfig:
-    """`name` picks the loader from `attnas.evaluators.datasets.DATASETS`; the other fields
+    """`name` picks the loader from `attnas.evaluators.reid.datasets.DATASETS`; the other fields
     (beyond `root`) are passed to it."""
 
     name: str = "market1501"

@@ -7,8 +7,8 @@ from typing import Any
 
 from attnas.evaluators.config import CostEvaluatorConfig, DatasetConfig, DeviceConfig, LatencyEvaluatorConfig
 from attnas.evaluators.cost import model_cost
-from attnas.evaluators.latency_source import TimedLatency, make_latency_source
-from attnas.evaluators.protocol import LatencySource, digest
+from attnas.evaluators.latency.sources import TimedLatency, make_latency_source
+from attnas.evaluators.base import LatencySource, digest
 from attnas.models import build_model
 from attnas.space import ArchSpec, SearchSpace, as_spec
 

@@ -23,13 +23,13 @@ import torch
 from attnas.evaluators.artefacts import made_once
 from attnas.evaluators.config import DeviceConfig, ReIDEvaluatorConfig, SyntheticDatasetConfig, DatasetConfig, loader_options
 from attnas.evaluators.cost_evaluators import CostEvaluator
-from attnas.evaluators.datasets import load_dataset
-from attnas.evaluators.datasets.base import ImageRecord, ReIDDataset, stats
-from attnas.evaluators.datasets.synthetic import generate
-from attnas.evaluators.latency_source import TimedLatency, make_latency_source
-from attnas.evaluators.protocol import LatencySource, digest
-from attnas.evaluators.training import TrainConfig, budget, evaluate_model, set_overrides, subset_ids, train
-from attnas.evaluators.validation import carve_validation
+from attnas.evaluators.reid.datasets import load_dataset
+from attnas.evaluators.reid.datasets.base import ImageRecord, ReIDDataset, stats
+from attnas.evaluators.reid.datasets.synthetic import generate
+from attnas.evaluators.latency.sources import TimedLatency, make_latency_source
+from attnas.evaluators.base import LatencySource, digest
+from attnas.evaluators.reid.training import TrainConfig, budget, evaluate_model, set_overrides, subset_ids, train
+from attnas.evaluators.reid.validation import carve_validation
 from attnas.models import build_model
 from attnas.space import ArchSpec, SearchSpace, as_spec
 
@@ -53,7 +53,7 @@ class ReIDEvaluator:
     dataset: ReIDDataset | DatasetConfig
     train_config: TrainConfig
     num_val_ids: int = 50
-    validation: str = "auto"  # auto | market | cross_camera (attnas.evaluators.validation)
+    validation: str = "auto"  # auto | market | cross_camera (attnas.evaluators.reid.validation)
     latency: LatencySource | None = field(default_factory=TimedLatency)
     input_size: tuple[int, int] = (256, 128)  # for FLOPs
     pretrained: str | None = None

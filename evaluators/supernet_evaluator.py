@@ -24,12 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from attnas.evaluators.artefacts import DEVICE_LOCK, made_once
+from attnas.evaluators.artefacts import made_once
+from attnas.evaluators.device import DEVICE_LOCK
 from attnas.evaluators.config import DatasetConfig, DeviceConfig, ReIDEvaluatorConfig
-from attnas.evaluators.data import train_loader
-from attnas.evaluators.protocol import digest
+from attnas.evaluators.reid.data import train_loader
+from attnas.evaluators.base import digest
 from attnas.evaluators.reid_evaluator import ReIDEvaluator
-from attnas.evaluators.training import batch_shape, evaluate_model, train
+from attnas.evaluators.reid.training import batch_shape, evaluate_model, train
 from attnas.models.supernet import Supernet
 from attnas.space import ArchSpec, SearchSpace, as_spec
 

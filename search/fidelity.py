@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import optuna
-from attnas.search.analysis import pareto_mask
+from attnas.search.pareto import pareto_ranks
 from optuna.trial import TrialState
 
 
@@ -29,18 +29,6 @@ class MultiFidelityConfig:
     enabled: bool = False
     rungs: list[float] = field(default_factory=lambda: [1 / 9, 1 / 3, 1.0])  # fractions of the budget, the last 1
     eta: int = 3  # promote the best 1/eta of each rung
-
-
-def pareto_ranks(values: np.ndarray, directions: list[str]) -> np.ndarray:
-    """Front index of each row under non-dominated sorting (0 = non-dominated)."""
-    loss = np.where(np.array(directions) == "maximize", -values, values)
-    ranks = np.full(len(loss), -1)
-    remaining, rank = np.arange(len(loss)), 0
-    while len(remaining):
-        dominated = ~pareto_mask(loss[remaining], ["minimize"] * loss.shape[1])
-        ranks[remaining[~dominated]] = rank
-        remaining, rank = remaining[dominated], rank + 1
-    return ranks
 
 
 def rung_key(rung: int) -> str:

@@ -33,7 +33,7 @@ import numpy as np
 import optuna
 from attnas.evaluators.metric_registry import constraint_violation
 from attnas.models.backbones import layout
-from attnas.search.analysis import pareto_mask
+from attnas.search.pareto import hypervolume_gains, pareto_mask
 from attnas.space import ArchSpec, BlockChoice, SearchSpace
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler
@@ -182,7 +182,7 @@ class FrontierSampler(BaseSampler):
         front_rows = _pareto(base)
         reference = np.maximum(base.max(axis=0), predicted.max(axis=0)) + 0.1 * (np.ptp(base, axis=0) + 1e-9)
         if len(directions) == 2:
-            gains = _improvements(base[front_rows], predicted, reference)
+            gains = hypervolume_gains(base[front_rows], predicted, reference)
         else:  # ParEGO: a random weighted Chebyshev scalarisation
             weights = self._rng.dirichlet(np.ones(len(directions)))
             span = np.ptp(base, axis=0) + 1e-9
@@ -201,25 +201,6 @@ class FrontierSampler(BaseSampler):
 
 def _pareto(loss: np.ndarray) -> np.ndarray:
     return pareto_mask(loss, ["minimize"] * loss.shape[1])
-
-
-def _area(front: np.ndarray, reference: np.ndarray) -> float:
-    """2-D dominated area of loss points under `reference`."""
-    points = front[np.all(front < reference, axis=1)]
-    if len(points) == 0:
-        return 0.0
-    points = points[np.argsort(points[:, 0])]
-    area, best = 0.0, reference[1]
-    for x, y in points:
-        if y < best:
-            area += (reference[0] - x) * (best - y)
-            best = y
-    return area
-
-
-def _improvements(front: np.ndarray, candidates: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    now = _area(front, reference)
-    return np.array([_area(np.vstack([front, c]), reference) - now for c in candidates])
 
 
 def make_frontier(cfg: Any, seed: Optional[int], context: Optional[FrontierContext]) -> FrontierSampler:

@@ -13,12 +13,13 @@ import torch
 import yaml
 
 from attnas.models import build_model, layout
-from attnas.search.analysis import hypervolume, pareto_mask, view
-from attnas.search.evidence import probability_non_dominated, verdict
-from attnas.search.deploy import export_model
-from attnas.search.export import InsignificantError, export_spec, knee, load_study, pick
-from attnas.search.report import write_report
-from attnas.search.rules import fit_effects, rules_in_words
+from attnas.search.analysis.view import view
+from attnas.search.pareto import hypervolume, pareto_mask
+from attnas.search.analysis.evidence import probability_non_dominated, verdict
+from attnas.search.analysis.deploy import export_model
+from attnas.search.analysis.export import InsignificantError, export_spec, knee, load_study, pick
+from attnas.search.analysis.report import write_report
+from attnas.search.analysis.rules import fit_effects, rules_in_words
 from attnas.space import ArchSpec, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -346,7 +347,7 @@ def test_models_can_be_deep_copied_pickled_and_averaged_as_ema_and_swa_need():
 
 
 def test_importances_are_computed_on_positions_not_on_sampler_slots():
-    from attnas.search.analysis import position_importances
+    from attnas.search.analysis.view import position_importances
 
     table = simulated_table(1, archs=120)
     table["mAP"] += [0.05 * ("layer3.5=" in spec) for spec in table["spec"]]  # anything at layer3.5 helps a lot
@@ -357,7 +358,7 @@ def test_importances_are_computed_on_positions_not_on_sampler_slots():
 
 
 def test_an_effect_seen_in_one_architecture_is_not_listed_as_an_interval_that_includes_zero():
-    from attnas.search.rules import Effect
+    from attnas.search.analysis.rules import Effect
 
     table = pd.DataFrame({"spec": ["resnet50", "resnet50:layer3.0=nl"], "mAP": [0.3, 0.31]})
     effects = [Effect("nl@layer3", "nl", "layer3", "latency_ratio", 0.18, 0.15, 0.22, 0.01, support=1),

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from hydra.core.config_store import ConfigStore
 
-from attnas.search.config import register_configs
+from attnas.search.apps.config import register_configs
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 #: keys that say which option a file is; stating them even when they equal the default is clearer

@@ -43,7 +43,7 @@ def test_cuda_latency_without_cuda_is_explained():
 
 
 def test_cost_command_prints_ratio_flops_and_params(capsys):
-    from attnas.evaluators.cost_cli import main
+    from attnas.search.apps.cost_app import main
 
     main(["resnet18:layer4.0=se", "resnet18:layer1.0=nl", "--baseline", "resnet18", "--height", "64", "--width", "32", "--repeats", "3"])
     lines = [line for line in capsys.readouterr().out.splitlines() if not line.startswith("#")]
@@ -56,7 +56,7 @@ def test_a_timing_waits_for_training_steps_and_new_steps_wait_for_the_timing(tmp
     import threading
     import time
 
-    from attnas.evaluators.artefacts import DeviceLock
+    from attnas.evaluators.device import DeviceLock
 
     lock, events = DeviceLock(tmp_path / "device"), []
     step_running, timing_waiting = threading.Event(), threading.Event()
@@ -89,8 +89,8 @@ def test_a_timing_waits_for_training_steps_and_new_steps_wait_for_the_timing(tmp
 
 
 def test_a_disturbed_timing_is_taken_again_then_flagged(monkeypatch, caplog):
-    import attnas.evaluators.latency_source as source
-    from attnas.evaluators.latency import LatencyRatio, LatencyResult
+    import attnas.evaluators.latency.sources as source
+    from attnas.evaluators.latency.timing import LatencyRatio, LatencyResult
 
     def fake(ratio, spread, se):
         result = LatencyResult(median_ms=10.0, p90_ms=11.0, spread=spread, samples_ms=[10.0])
@@ -115,7 +115,7 @@ def test_a_disturbed_timing_is_taken_again_then_flagged(monkeypatch, caplog):
     (["resnet50:layer9.0=se"], "position 'layer9.0' does not exist in resnet50"),
 ])
 def test_cost_command_refuses_bad_arguments_in_one_line(args, message, capsys):
-    from attnas.evaluators.cost_cli import main
+    from attnas.search.apps.cost_app import main
 
     if "cuda" in args and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")

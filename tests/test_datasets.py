@@ -5,10 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
-from attnas.evaluators.data import IdentitySampler, ImageDataset, build_transforms, eval_loader, read_image, train_loader
-from attnas.evaluators.datasets import DATASETS, load_dataset
-from attnas.evaluators.datasets.market import parse_market_name
-from attnas.evaluators.datasets.synthetic import SynthConfig, generate
+from attnas.evaluators.reid.data import IdentitySampler, ImageDataset, build_transforms, eval_loader, read_image, train_loader
+from attnas.evaluators.reid.datasets import DATASETS, load_dataset
+from attnas.evaluators.reid.datasets.market import parse_market_name
+from attnas.evaluators.reid.datasets.synthetic import SynthConfig, generate
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -133,7 +133,7 @@ def test_synthetic_generator_writes_a_market_layout_deterministically(tmp_path):
 
 
 def test_synthetic_cli(tmp_path, capsys):
-    from attnas.evaluators.datasets.synthetic import main
+    from attnas.evaluators.reid.datasets.synthetic import main
 
     main(["--out", str(tmp_path / "s"), "--ids", "8", "--cams", "2", "--seed", "1"])
     assert "synthetic: train 4 ids" in capsys.readouterr().out
@@ -195,7 +195,7 @@ def _single_shot(root: Path, ids: int = 30) -> Path:
 
 
 def test_single_shot_data_is_validated_across_cameras(tmp_path):
-    from attnas.evaluators.validation import carve_validation
+    from attnas.evaluators.reid.validation import carve_validation
 
     data = load_dataset("folder", _single_shot(tmp_path / "prid"))
     split = carve_validation(data.train, 5, seed=0)
@@ -208,7 +208,7 @@ def test_single_shot_data_is_validated_across_cameras(tmp_path):
 
 
 def test_pk_batches_cap_k_at_what_identities_have_instead_of_repeating_images(tmp_path, caplog):
-    from attnas.evaluators.training import batch_shape
+    from attnas.evaluators.reid.training import batch_shape
 
     data = load_dataset("folder", _single_shot(tmp_path / "prid"))
     with caplog.at_level("WARNING"):
@@ -221,7 +221,7 @@ def test_pk_batches_cap_k_at_what_identities_have_instead_of_repeating_images(tm
 
 
 def test_an_interrupted_generation_leaves_nothing_behind_and_runs_again(tmp_path, monkeypatch):
-    import attnas.evaluators.datasets.synthetic as synthetic
+    import attnas.evaluators.reid.datasets.synthetic as synthetic
 
     real, cfg = synthetic.render, SynthConfig(ids=6, cams=2, images_per_cam=1, distractors=0, junk=0)
     calls = []
@@ -251,7 +251,7 @@ def test_parallel_jobs_generate_one_folder_once(tmp_path):
     import sys
 
     script = ("import logging, sys; logging.basicConfig(level=logging.INFO, format='%(message)s'); "
-              "from attnas.evaluators.datasets.synthetic import SynthConfig, generate; "
+              "from attnas.evaluators.reid.datasets.synthetic import SynthConfig, generate; "
               "generate(sys.argv[1], SynthConfig(ids=20, cams=3, distractors=5, junk=2))")
     jobs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "synth")], stderr=subprocess.PIPE, text=True)
             for _ in range(3)]

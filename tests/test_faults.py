@@ -28,7 +28,7 @@ STUDY = "faults"
 
 def _worker(folder: Path, storage: str, index: int, *extra: str) -> subprocess.Popen:
     """One `attnas-search` worker process (the tiny budget, slowed to a few seconds a trial)."""
-    command = [sys.executable, "-m", "attnas.search.app", "space=resnet18", "evaluator=tiny", "dataset.synth.ids=16",
+    command = [sys.executable, "-m", "attnas.search.apps.search_app", "space=resnet18", "evaluator=tiny", "dataset.synth.ids=16",
                f"dataset.root={folder / 'synth'}", f"storage={storage}", f"study_name={STUDY}", "progress=false",
                "report=false", f"worker={index}", "heartbeat_interval=1", "grace_period=4", "evaluator.train.epochs=4",
                "evaluator.reference_repeats=1", f"hydra.run.dir={folder}", f"hydra.job.name=worker{index}",
@@ -44,7 +44,7 @@ def _load(storage: str) -> optuna.Study:
 
 
 def _prepare_data(folder: Path) -> None:
-    from attnas.evaluators.datasets.synthetic import SynthConfig, generate
+    from attnas.evaluators.reid.datasets.synthetic import SynthConfig, generate
 
     generate(folder / "synth", SynthConfig(ids=16))
 

@@ -10,7 +10,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from optuna.trial import TrialState
 
-from attnas.search.config import register_configs
+from attnas.search.apps.config import register_configs
 
 VENV_BIN = Path(sys.executable).parent
 COMMON = ["space=resnet18", "evaluator=tiny", "dataset.synth.ids=16", "n_trials=4", "progress=false",

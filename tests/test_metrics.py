@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from attnas.evaluators.distance import compute_distance_matrix
-from attnas.evaluators.metrics import evaluate_rank, rank_metrics, rank_metrics_reference
-from attnas.evaluators.reranking import re_rank
+from attnas.evaluators.reid.distance import compute_distance_matrix
+from attnas.evaluators.reid.metrics import evaluate_rank, rank_metrics, rank_metrics_reference
+from attnas.evaluators.reid.reranking import re_rank
 
 
 def hand_case():

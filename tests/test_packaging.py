@@ -25,7 +25,7 @@ def test_every_package_folder_is_installed_under_attnas():
 
 
 @pytest.mark.parametrize("module", ["attnas.space", "attnas.models", "attnas.models.backbones", "attnas.models.blocks",
-                                    "attnas.evaluators", "attnas.search.config", "attnas.search.study"])
+                                    "attnas.evaluators", "attnas.search.apps.config", "attnas.search.study"])
 def test_each_package_imports_first_in_a_fresh_interpreter(module):
     # space reads the backbone and block registries of models, and models builds from space's specs:
     # whichever a user imports first must work

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from attnas.evaluators.latency import LatencyConfig
-from attnas.evaluators.profile import LatencyProfile, ProfileEntry, measure_profile, single_block_specs
+from attnas.evaluators.latency.timing import LatencyConfig
+from attnas.evaluators.latency.profile import LatencyProfile, ProfileEntry, measure_profile, single_block_specs
 from attnas.space import SearchSpace
 
 SMALL = SearchSpace("resnet18", ["layer4"], ["se", "cnl"], ["post", "pre"], max_blocks=2)
@@ -43,7 +43,7 @@ def test_a_stale_profile_is_refused_saying_what_differs(change, message):
 
 
 def test_a_killed_profiling_run_resumes_without_measuring_an_entry_twice(tmp_path, monkeypatch):
-    import attnas.evaluators.profile as module
+    import attnas.evaluators.latency.profile as module
 
     real, measured = module.measure_latency_ratio, []
 
@@ -83,8 +83,8 @@ def test_a_search_can_take_its_latency_from_a_profile_and_records_which(tmp_path
 
 def test_a_finished_study_is_redrawn_with_another_devices_latency(tmp_path):
     from tests.test_analysis import make_study
-    from attnas.search.analysis import view
-    from attnas.search.report import write_report
+    from attnas.search.analysis.view import view
+    from attnas.search.analysis.report import write_report
 
     study = make_study([("resnet18", [0.5, 0.51, 0.49], 1.0), ("resnet18:layer4.0=se", 0.6, 1.001),
                         ("resnet18:layer4.1=cnl", 0.62, 1.30)])  # cnl is infeasible (> 1.2) where it was timed

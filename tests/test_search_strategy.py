@@ -8,7 +8,8 @@ from collections import Counter
 import numpy as np
 from optuna.trial import TrialState
 
-from attnas.search.fidelity import pareto_ranks, rung_key
+from attnas.search.fidelity import rung_key
+from attnas.search.pareto import pareto_ranks
 from attnas.search.samplers import GPConfig, NSGA2Config, TPEConfig, make_sampler, sized_for
 from attnas.search.study import run_search
 from tests.test_search import config, patch_score
@@ -46,7 +47,7 @@ def test_a_spec_whose_latency_breaks_a_constraint_is_never_trained(tmp_path, mon
         assert trial.user_attrs["params_m"] > 11.25 and trial.constraints["params_m"] > 0
         assert trial.user_attrs["skipped"].startswith("not trained: params_m")
         assert all(spec != trial.user_attrs["spec"] for spec, _, _ in trained)  # the trainer never saw it
-    from attnas.search.analysis import view
+    from attnas.search.analysis.view import view
 
     table = view(study).architectures.set_index("spec")
     assert np.isnan(table.loc[skipped[0].user_attrs["spec"], "mAP"])  # unknown, not the placeholder

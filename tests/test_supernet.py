@@ -87,7 +87,7 @@ import logging, sys
 logging.basicConfig(level=logging.INFO, format='%(message)s')
 from hydra import compose, initialize_config_module
 from attnas.evaluators import make_evaluator
-from attnas.search.config import register_configs, typed
+from attnas.search.apps.config import register_configs, typed
 from attnas.space import make_space
 register_configs()
 with initialize_config_module('attnas.conf', version_base='1.3'):
@@ -109,8 +109,9 @@ evaluator.prepare(make_space(cfg.space))
 def test_a_two_stage_search_links_both_studies(tmp_path):
     from hydra import compose, initialize_config_module
 
-    from attnas.search.config import register_configs, typed
-    from attnas.search.finalists import second_stage, stage_comparison
+    from attnas.search.apps.config import register_configs, typed
+    from attnas.search.analysis.stages import stage_comparison
+    from attnas.search.apps.finalists import second_stage
     from attnas.search.study import run_search
 
     cfg = _config(tmp_path, "n_trials=5", "finalists.count=2", "finalists.evaluator=tiny", "finalists.repeats=2")

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from attnas.evaluators import CachedEvaluator, CostEvaluator, LatencyConfig, LatencyEvaluator, ReIDEvaluator, TimedLatency, budget, train
-from attnas.evaluators.datasets import load_dataset
-from attnas.evaluators.datasets.synthetic import SynthConfig, generate
-from attnas.evaluators.losses import batch_hard_triplet_loss
-from attnas.evaluators.training import TrainConfig, lr_factor, subset_ids
-from attnas.evaluators.validation import carve_validation
+from attnas.evaluators.reid.datasets import load_dataset
+from attnas.evaluators.reid.datasets.synthetic import SynthConfig, generate
+from attnas.evaluators.reid.losses import batch_hard_triplet_loss
+from attnas.evaluators.reid.training import TrainConfig, lr_factor, subset_ids
+from attnas.evaluators.reid.validation import carve_validation
 from attnas.models import build_model
 from attnas.space import ArchSpec
 
@@ -200,7 +200,7 @@ def test_candidates_start_from_the_parent_trained_once(synth, tmp_path, monkeypa
 
 
 def test_train_command_writes_weights_and_test_metrics(synth, tmp_path, capsys):
-    from attnas.evaluators.train_cli import main
+    from attnas.search.apps.train_app import main
 
     import yaml
 

@@ -6,10 +6,10 @@ import inspect
 from pathlib import Path
 from typing import Any, Callable
 
-from attnas.evaluators.datasets.base import ImageRecord, ReIDDataset, relabel, stats
-from attnas.evaluators.datasets.market import load_cuhk03_np, load_duke, load_market1501, load_market_layout
-from attnas.evaluators.datasets.msmt17 import load_msmt17
-from attnas.evaluators.datasets.small import load_cuhk01, load_viper
+from attnas.evaluators.reid.datasets.base import ImageRecord, ReIDDataset, relabel, stats
+from attnas.evaluators.reid.datasets.market import load_cuhk03_np, load_duke, load_market1501, load_market_layout
+from attnas.evaluators.reid.datasets.msmt17 import load_msmt17
+from attnas.evaluators.reid.datasets.small import load_cuhk01, load_viper
 
 
 def load_synthetic(root: str | Path) -> ReIDDataset:

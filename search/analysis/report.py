@@ -16,10 +16,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from attnas.evaluators.metric_registry import METRICS
-from attnas.evaluators.profile import LatencyProfile
+from attnas.evaluators.latency.profile import LatencyProfile
 from attnas.models.backbones import layout
-from attnas.search.analysis import Analysis, StudyView, analyse
-from attnas.search.finalists import stage_comparison
+from attnas.search.analysis.view import Analysis, StudyView, analyse
+from attnas.search.analysis.stages import stage_comparison
 
 
 def _hover(row, names) -> str:

@@ -7,7 +7,7 @@ import argparse
 import torch
 
 from attnas.evaluators.cost import model_cost
-from attnas.evaluators.latency import LatencyConfig, measure_latency_ratio
+from attnas.evaluators.latency.timing import LatencyConfig, measure_latency_ratio
 from attnas.models import build_model
 from attnas.space import ArchSpec
 

@@ -1,5 +1,5 @@
 """Export the chosen architecture: its spec with metrics, their uncertainty, the verdict against
-seed noise and the provenance (`attnas.search.deploy` writes the model itself)."""
+seed noise and the provenance (`attnas.search.analysis.deploy` writes the model itself)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ import pandas as pd
 import yaml
 
 from attnas.evaluators.metric_registry import METRICS
-from attnas.evaluators.profile import LatencyProfile
-from attnas.search.deploy import EMBEDDING
-from attnas.search.analysis import StudyView, pareto_mask, view
-from attnas.search.evidence import Verdict, verdict
+from attnas.evaluators.latency.profile import LatencyProfile
+from attnas.search.analysis.deploy import EMBEDDING
+from attnas.search.analysis.view import StudyView, view
+from attnas.search.pareto import pareto_mask
+from attnas.search.analysis.evidence import Verdict, verdict
 from attnas.space import ArchSpec
 
 _BOUND = re.compile(r"^(?P<metric>\w+)\s*(?P<op><=|>=|<|>)\s*(?P<value>[-+0-9.eE]+)$")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 
-from attnas.evaluators.profile import LatencyProfile
-from attnas.search.cli import hydra_app
-from attnas.search.config import ReportConfig, default_output
-from attnas.search.export import load_study
-from attnas.search.report import write_report
+from attnas.evaluators.latency.profile import LatencyProfile
+from attnas.search.apps.cli import hydra_app
+from attnas.search.apps.config import ReportConfig, default_output
+from attnas.search.analysis.export import load_study
+from attnas.search.analysis.report import write_report
 
 log = logging.getLogger("attnas.report")
 

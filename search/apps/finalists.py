@@ -12,30 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from dataclasses import dataclass
+
 
 import optuna
-import pandas as pd
-from scipy.stats import kendalltau
 
-from attnas.search.analysis import view
+
+
+from attnas.search.analysis.stages import shortlist
+from attnas.search.config import FinalistsConfig
 
 log = logging.getLogger("attnas.search")
-
-
-@dataclass
-class FinalistsConfig:
-    count: int = 0  # 0: no second stage
-    evaluator: str = "proxy"  # the conf/evaluator option that evaluates them stand-alone
-    repeats: int = 3  # seeds per finalist
-
-
-def shortlist(study: optuna.Study, count: int) -> pd.DataFrame:
-    """The `count` feasible architectures most likely on the front (ties: the better first objective)."""
-    v = view(study)
-    table = v.architectures[v.architectures["feasible"] & (v.architectures["num_blocks"] > 0)]
-    ascending = v.directions[0] == "minimize"
-    return table.sort_values(["p_front", v.objectives[0]], ascending=[False, ascending]).head(count)
 
 
 def finalists_config(cfg, evaluator_cfg, count: int, repeats: int):
@@ -59,25 +45,6 @@ def enqueue_finalists(stage_one: optuna.Study, second: optuna.Study, space, fina
             second.enqueue_trial(space.params_for(ArchSpec.parse(row.spec)),
                                  user_attrs={"finalist_spec": row.spec, "stage_one_rank": rank,
                                              "stage_one_p_front": float(row.p_front)})
-
-
-def stage_comparison(study: optuna.Study) -> tuple[pd.DataFrame, float] | None:
-    """For a finalists study: each finalist's one-shot and stand-alone values of the first
-    objective, their ranks, and Kendall's tau between the two rankings."""
-    name = study.user_attrs.get("stage_one_study")
-    if name is None:
-        return None
-    first = optuna.load_study(study_name=name, storage=study._storage)
-    one, two = view(first).architectures.set_index("spec"), view(study).architectures.set_index("spec")
-    objective = view(study).objectives[0]
-    shared = [s for s in two.index if s in one.index]
-    frame = pd.DataFrame({"spec": shared, "one_shot": [one.loc[s, objective] for s in shared],
-                          "stand_alone": [two.loc[s, objective] for s in shared],
-                          "stand_alone_se": [two.loc[s, f"{objective}_se"] for s in shared]})
-    frame["one_shot_rank"] = frame["one_shot"].rank(ascending=False).astype(int)
-    frame["stand_alone_rank"] = frame["stand_alone"].rank(ascending=False).astype(int)
-    tau = kendalltau(frame["one_shot"], frame["stand_alone"]).statistic if len(frame) > 1 else float("nan")
-    return frame.sort_values("stand_alone_rank"), float(tau)
 
 
 def second_stage(stage_one: optuna.Study, cfg, evaluator_cfg, cache_path: str | None = None,

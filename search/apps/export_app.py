@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 
-from attnas.evaluators.profile import LatencyProfile
-from attnas.search.cli import hydra_app
-from attnas.search.config import ExportConfig, default_output
-from attnas.search.deploy import check_weights, export_model
-from attnas.search.export import InsignificantError, export_record, load_study, write_export
+from attnas.evaluators.latency.profile import LatencyProfile
+from attnas.search.apps.cli import hydra_app
+from attnas.search.apps.config import ExportConfig, default_output
+from attnas.search.analysis.deploy import check_weights, export_model
+from attnas.search.analysis.export import InsignificantError, export_record, load_study, write_export
 
 log = logging.getLogger("attnas.export")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from attnas.evaluators.datasets.base import ImageRecord, ReIDDataset, list_images, require_dir
+from attnas.evaluators.reid.datasets.base import ImageRecord, ReIDDataset, list_images, require_dir
 
 _NAME = re.compile(r"^(-?\d+)_c(\d+)")
 SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from attnas.evaluators.datasets import DATASETS, load_dataset
-from attnas.evaluators.datasets.base import relabel
-from attnas.evaluators.training import BUDGETS, budget, evaluate_model, train
+from attnas.evaluators.reid.datasets import DATASETS, load_dataset
+from attnas.evaluators.reid.datasets.base import relabel
+from attnas.evaluators.reid.training import BUDGETS, budget, evaluate_model, train
 from attnas.models import build_model
 from attnas.space import ArchSpec
 

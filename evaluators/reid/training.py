@@ -20,12 +20,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from attnas.evaluators.artefacts import DEVICE_LOCK
-from attnas.evaluators.data import eval_loader, train_loader
-from attnas.evaluators.datasets.base import ImageRecord, relabel
-from attnas.evaluators.distance import compute_distance_matrix
-from attnas.evaluators.losses import batch_hard_triplet_loss, id_loss
-from attnas.evaluators.metrics import RankResult, rank_metrics
+from attnas.evaluators.device import DEVICE_LOCK
+from attnas.evaluators.reid.data import eval_loader, train_loader
+from attnas.evaluators.reid.datasets.base import ImageRecord, relabel
+from attnas.evaluators.reid.distance import compute_distance_matrix
+from attnas.evaluators.reid.losses import batch_hard_triplet_loss, id_loss
+from attnas.evaluators.reid.metrics import RankResult, rank_metrics
 
 log = logging.getLogger("attnas.training")
 

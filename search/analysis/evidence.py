@@ -20,7 +20,7 @@ from attnas.evaluators.metric_registry import METRICS
 from attnas.search.noise import NoiseFloor
 
 if TYPE_CHECKING:
-    from attnas.search.analysis import StudyView
+    from attnas.search.analysis.view import StudyView
 
 
 def probability_non_dominated(means: np.ndarray, ses: np.ndarray, directions: list[str], draws: int = 2000,

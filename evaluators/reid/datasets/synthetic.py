@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> None:
         root = generate(args.out, cfg)
     except ValueError as error:
         parser.error(str(error))
-    from attnas.evaluators.datasets.market import load_market_layout
+    from attnas.evaluators.reid.datasets.market import load_market_layout
 
     print(load_market_layout(root, "synthetic").summary())
 

@@ -5,19 +5,31 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
-from attnas.evaluators.config import DeviceConfig, LatencySettings
-from attnas.evaluators.artefacts import DEVICE_LOCK
-from attnas.evaluators.latency import LatencyConfig, LatencyRatio, device_name, measure_latency_ratio
-from attnas.evaluators.profile import LatencyProfile
-from attnas.evaluators.protocol import digest
+from attnas.evaluators.device import DEVICE_LOCK, DeviceConfig
+from attnas.evaluators.latency.timing import LatencyConfig, LatencyRatio, device_name, measure_latency_ratio
+from attnas.evaluators.latency.profile import LatencyProfile
+from attnas.evaluators.base import digest
 from attnas.models import build_model
 from attnas.space import ArchSpec, as_spec
 
 log = logging.getLogger("attnas.latency")
+
+
+@dataclass
+class LatencySettings:
+    source: str = "timer"  # timer: timed beside the plain backbone here; profile: predicted from a device profile
+    profile: Optional[str] = None  # the profile file (attnas-profile) when source=profile
+    batch_size: int = 1
+    input_size: list[int] = field(default_factory=lambda: [256, 128])  # H, W
+    warmup: int = 3
+    repeats: int = 20  # timed (candidate, plain) pairs
+    retries: int = 2  # a disturbed timing is taken again up to this many times, then flagged
+    max_spread: float = 0.25  # disturbed: (p90 - p10) / median of the samples above this
+    max_ratio_se: float = 0.02  # disturbed: the ratio's standard error above this share of it
 
 
 @dataclass

@@ -35,7 +35,7 @@ def spawn(workers: int, first_worker: int, storage: str, threads: int, study_dir
     children = []
     for index in range(1, workers):
         worker = first_worker + index
-        command = [sys.executable, "-m", "attnas.search.app", *overrides, "workers=1", f"worker={worker}",
+        command = [sys.executable, "-m", "attnas.search.apps.search_app", *overrides, "workers=1", f"worker={worker}",
                    f"storage={storage}", "report=false", "progress=false", f"device.threads={threads}",
                    f"hydra.run.dir={study_dir}", f"hydra.job.name=worker{worker}"]
         children.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

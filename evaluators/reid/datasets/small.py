@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attnas.evaluators.datasets.base import ImageRecord, ReIDDataset, list_images, require_dir
+from attnas.evaluators.reid.datasets.base import ImageRecord, ReIDDataset, list_images, require_dir
 
 
 def _split_ids(pids: list[int], num_train: int, split_index: int, num_splits: int, seed: int) -> set[int]:

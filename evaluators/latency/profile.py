@@ -28,8 +28,8 @@ from typing import Iterable
 import torch
 from tqdm.auto import tqdm
 
-from attnas.evaluators.artefacts import DEVICE_LOCK
-from attnas.evaluators.latency import LatencyConfig, device_name, measure_latency, measure_latency_ratio
+from attnas.evaluators.device import DEVICE_LOCK
+from attnas.evaluators.latency.timing import LatencyConfig, device_name, measure_latency, measure_latency_ratio
 from attnas.models import build_model
 from attnas.space import ArchSpec, BlockChoice, SearchSpace, as_spec
 

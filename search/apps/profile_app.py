@@ -1,4 +1,4 @@
-"""`attnas-profile`: measure a device's latency profile once (see `attnas.evaluators.profile`)."""
+"""`attnas-profile`: measure a device's latency profile once (see `attnas.evaluators.latency.profile`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import sys
 
 import torch
 
-from attnas.evaluators.latency import LatencyConfig
-from attnas.evaluators.profile import measure_profile
-from attnas.search.cli import hydra_app
-from attnas.search.config import ProfileConfig
+from attnas.evaluators.latency.timing import LatencyConfig
+from attnas.evaluators.latency.profile import measure_profile
+from attnas.search.apps.cli import hydra_app
+from attnas.search.apps.config import ProfileConfig
 from attnas.space import make_space
 
 log = logging.getLogger("attnas.profile")

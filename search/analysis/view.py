@@ -18,11 +18,13 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from attnas.evaluators.metric_registry import METRICS, constraint_violation
-from attnas.evaluators.profile import LatencyProfile
-from attnas.search.evidence import Verdict, gains_over_plain, probability_non_dominated, standard_errors, t_factor, verdict
+from attnas.evaluators.latency.profile import LatencyProfile
+from attnas.search.pareto import hypervolume, pareto_mask
+from attnas.search.pareto import hypervolume_history as hypervolume_history_of
+from attnas.search.analysis.evidence import Verdict, gains_over_plain, probability_non_dominated, standard_errors, t_factor, verdict
 from attnas.search.noise import NoiseFloor, noise_floors
 from attnas.models.backbones import layout
-from attnas.search.rules import Rules, effects_frame, fit_effects, rules_in_words
+from attnas.search.analysis.rules import Rules, effects_frame, fit_effects, rules_in_words
 from attnas.space import ArchSpec
 
 
@@ -83,16 +85,6 @@ def architectures(study: optuna.Study) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("number").reset_index(drop=True) if rows else pd.DataFrame()
 
 
-def pareto_mask(values: np.ndarray, directions: list[str]) -> np.ndarray:
-    """Non-dominated rows (ties: identical points are all kept, as Optuna's best_trials does)."""
-    loss = np.where(np.array(directions) == "maximize", -values, values)
-    dominated = np.zeros(len(loss), dtype=bool)
-    for i in range(len(loss)):
-        better_eq = np.all(loss <= loss[i], axis=1) & np.any(loss < loss[i], axis=1)
-        dominated[i] = better_eq.any()
-    return ~dominated
-
-
 def latency_source(study: optuna.Study) -> str:
     """Where the study's latencies were measured, from the context its trials recorded."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
@@ -151,27 +143,6 @@ def view(study: optuna.Study, profile: LatencyProfile | None = None) -> StudyVie
     return StudyView(study, names, dirs, table, front.reset_index(drop=True), floors, source)
 
 
-def _hypervolume_figure(study: optuna.Study, reference: np.ndarray):
-    with warnings.catch_warnings():  # marked experimental since Optuna 3.3; the public way to get it
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.visualization.plot_hypervolume_history(study, reference_point=[float(r) for r in reference])
-
-
-def hypervolume(points: np.ndarray, directions: list[str], reference: np.ndarray) -> float:
-    """Dominated hypervolume w.r.t. `reference` (objective units), by Optuna's public API on an
-    in-memory study holding `points`."""
-    if len(points) == 0:
-        return 0.0
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # a scratch study: no "study created" line
-    try:
-        study = optuna.create_study(directions=directions)
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    study.add_trials([optuna.trial.create_trial(values=[float(v) for v in p]) for p in np.asarray(points, dtype=float)])
-    return float(_hypervolume_figure(study, reference).data[0].y[-1])
-
-
 def default_reference(table: pd.DataFrame, names: list[str], directions: list[str]) -> np.ndarray:
     """Worst observed value of each objective, pushed 10% outward (the usual nadir-based choice)."""
     ref = []
@@ -183,9 +154,12 @@ def default_reference(table: pd.DataFrame, names: list[str], directions: list[st
 
 
 def hypervolume_history(study: optuna.Study, reference: np.ndarray) -> pd.DataFrame:
-    """(trial number, hypervolume of the feasible trials so far), from Optuna's own history."""
-    trace = _hypervolume_figure(study, reference).data[0]
-    return pd.DataFrame({"trial": list(trace.x), "hypervolume": list(trace.y)})
+    """(trial number, hypervolume of the feasible trials so far), in the order they finished."""
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if _feasible(t)]
+    directions = [d.name.lower() for d in study.directions]
+    values = np.array([t.values for t in trials], dtype=float).reshape(-1, len(directions))
+    return pd.DataFrame({"trial": [t.number for t in trials],
+                         "hypervolume": hypervolume_history_of(values, directions, reference)})
 
 
 def position_importances(v: StudyView) -> pd.DataFrame:

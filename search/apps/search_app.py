@@ -1,4 +1,4 @@
-"""`attnas-search`: the Hydra app. Config groups in `conf/`, schemas in `attnas.search.config`:
+"""`attnas-search`: the Hydra app. Config groups in `conf/`, schemas in `attnas.search.apps.config`:
 
     attnas-search                                   # synthetic data, SQLite in runs/<study>/
     attnas-search dataset=market1501 dataset.root=/data/Market-1501-v15.09.15 n_trials=200
@@ -17,10 +17,10 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from attnas.search.cli import hydra_app
-from attnas.search.config import ConfigError, SearchConfig, default_output, describe_config_error, typed
+from attnas.search.apps.cli import hydra_app
+from attnas.search.apps.config import ConfigError, SearchConfig, default_output, describe_config_error, typed
 from attnas.search.study import Terminated, prepare, search, setup
-from attnas.search.workers import spawn, stop, threads_per_worker, wait
+from attnas.search.apps.workers import spawn, stop, threads_per_worker, wait
 
 log = logging.getLogger("attnas.search")
 
@@ -65,7 +65,7 @@ def run(cfg: SearchConfig) -> None:
     log.info("study %s: %d trials (%d complete), Pareto front: %s", study.study_name, len(study.trials), len(complete),
              ", ".join(sorted({t.user_attrs.get("spec", "?") for t in study.best_trials})))
     if cfg.report and complete:
-        from attnas.search.report import write_report
+        from attnas.search.analysis.report import write_report
 
         paths = write_report(study, default_output(cfg.storage, study.study_name, "report"))
         log.info("report: %s", paths["html"])
@@ -81,8 +81,8 @@ def run_finalists(study: optuna.Study, cfg: SearchConfig, folder: Path) -> None:
     """The second stage: the likely front of a (one-shot) study re-evaluated stand-alone."""
     from hydra import compose
 
-    from attnas.search.finalists import second_stage
-    from attnas.search.report import write_report
+    from attnas.search.apps.finalists import second_stage
+    from attnas.search.analysis.report import write_report
 
     try:
         evaluator_cfg = typed(compose("config", overrides=[f"evaluator={cfg.finalists.evaluator}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from attnas.evaluators.datasets.base import ImageRecord, ReIDDataset, require_dir
+from attnas.evaluators.reid.datasets.base import ImageRecord, ReIDDataset, require_dir
 
 
 def _read_list(list_file: Path, image_dir: Path) -> list[ImageRecord]:

@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from attnas.evaluators.datasets.base import ImageRecord, relabel, stats
+from attnas.evaluators.reid.datasets.base import ImageRecord, relabel, stats
 
 PROTOCOLS = ("auto", "market", "cross_camera")
 

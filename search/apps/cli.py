@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
-from attnas.search.config import ConfigError, check_keys, describe_config_error, missing_keys, register_configs, typed
+from attnas.search.apps.config import ConfigError, check_keys, describe_config_error, missing_keys, register_configs, typed
 
 #: Hydra flags after which the command line is Hydra's business (help, printing the config, ...)
 _HYDRA_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-p", "--package", "-cp", "--config-path",
