@@ -81,7 +81,8 @@ def overhead(storage: str, trials: int, folder: Path) -> tuple[float, float]:
 
     from attnas.evaluators import CachedEvaluator
     from attnas.search import study as search_study
-    from attnas.search.apps.config import register_configs, typed
+    from attnas.search.apps.config import register_configs
+    from attnas.search.apps.validate import typed
 
     register_configs()
     with initialize_config_module("attnas.conf", version_base="1.3"):

@@ -41,6 +41,24 @@ def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial-{os.getpid()}")
 
 
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """`write(temporary)` then an atomic rename onto `path`: a reader (or a killed writer) never
+    sees a half-written file under the final name; the temporary is removed on any failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = _temporary(path)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write(path, lambda temporary: temporary.write_text(text))
+
+
 MARKER = ".complete"
 
 

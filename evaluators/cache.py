@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from attnas.evaluators.base import Evaluator
+from attnas.evaluators.base import Evaluator, check_complete, check_returned
 from attnas.space import ArchSpec, SearchSpace, as_spec
 
 
@@ -21,6 +21,7 @@ class CachedEvaluator:
         self.path = Path(path) if path else None
         self.prefix = inner.fingerprint()
         self.hits = self.misses = 0
+        self._last_cost: dict[str, float] | None = None
         self._results: dict[tuple[str, int | None, float], dict[str, float]] = {}
         if self.path and self.path.exists():
             for line in self.path.read_text().splitlines():
@@ -55,12 +56,27 @@ class CachedEvaluator:
         return self.inner.produces()
 
     def measure_cost(self, spec: ArchSpec | str) -> dict[str, float]:
-        return self._cached(spec, None, self.inner.measure_cost)
+        cost = self._cached(spec, None, lambda s: self._checked("measure_cost", self.inner.measure_cost(s)))
+        self._last_cost = cost
+        return cost
 
     def score(self, spec: ArchSpec | str, seed: int, fidelity: float = 1.0) -> dict[str, float]:
-        if fidelity == 1.0:
-            return self._cached(spec, int(seed), lambda s: self.inner.score(s, int(seed)))
-        return self._cached(spec, int(seed), lambda s: self.inner.score(s, int(seed), fidelity), fidelity)
+        def compute(s: ArchSpec) -> dict[str, float]:
+            scores = self._checked("score", self.inner.score(s, int(seed)) if fidelity == 1.0
+                                   else self.inner.score(s, int(seed), fidelity))
+            if self._last_cost is not None:  # the first fresh pair tells whether produces() holds its word
+                check_complete(self.inner, self._last_cost, scores)
+                self._last_cost = None
+            return scores
+
+        return self._cached(spec, int(seed), compute, fidelity)
+
+    def _checked(self, kind: str, metrics: dict[str, float]) -> dict[str, float]:
+        check_returned(self.inner, kind, metrics)
+        return metrics
+
+    def seeded(self) -> tuple[str, ...]:
+        return self.inner.seeded()
 
     def fingerprint(self) -> str:
         return self.prefix

@@ -1,4 +1,5 @@
-"""Typed configs of the evaluator side: device, latency, evaluators and datasets.
+"""Typed configs of the evaluator side: the evaluators' own (device, latency and data-set schemas
+live with their code and are re-exported here).
 
 These dataclasses are the single place where each knob has its default; the Hydra app registers
 them as structured configs (`attnas.search.apps.config`), the yaml files in `conf/` only set what a
@@ -12,7 +13,8 @@ from typing import Any, Optional
 
 from attnas.evaluators.device import DeviceConfig
 from attnas.evaluators.latency.sources import LatencySettings
-from attnas.evaluators.reid.datasets.synthetic import SynthConfig
+from attnas.evaluators.reid.datasets.config import (  # noqa: F401 - the dataset group's schemas, re-exported
+    CUHK03Config, DatasetConfig, SplitDatasetConfig, SyntheticDatasetConfig, loader_options)
 from attnas.evaluators.reid.training import TrainOverrides
 
 
@@ -56,42 +58,3 @@ class ReIDEvaluatorConfig(EvaluatorConfig):
     parent: Optional[str] = "parent"  # a budget: train the plain backbone once with it; candidates start from it
     parent_train: TrainOverrides = field(default_factory=TrainOverrides)  # the parent budget's settings changed
     parent_dir: Optional[str] = None  # where parent weights are kept (default: the run folder)
-
-
-@dataclass
-class DatasetConfig:
-    """`name` picks the loader from `attnas.evaluators.reid.datasets.DATASETS`; the other fields
-    (beyond `root`) are passed to it."""
-
-    name: str = "market1501"
-    root: Optional[str] = None
-
-
-@dataclass
-class SplitDatasetConfig(DatasetConfig):
-    """Small sets evaluated over random identity splits (VIPeR, CUHK01)."""
-
-    split_index: int = 0
-    num_splits: int = 10
-    seed: int = 0
-
-
-@dataclass
-class CUHK03Config(DatasetConfig):
-    name: str = "cuhk03"
-    variant: str = "detected"  # or labeled
-
-
-@dataclass
-class SyntheticDatasetConfig(DatasetConfig):
-    name: str = "synthetic"
-    root: Optional[str] = None  # None: data/synthetic-<ids>ids-seed<seed>, generated on first use
-    synth: SynthConfig = field(default_factory=SynthConfig)
-
-    def folder(self) -> str:
-        return self.root or f"data/synthetic-{self.synth.ids}ids-seed{self.synth.seed}"
-
-
-def loader_options(cfg: DatasetConfig) -> dict[str, Any]:
-    """Fields of a dataset config that its loader takes as keyword arguments."""
-    return {k: v for k, v in vars(cfg).items() if k not in ("name", "root", "synth")}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+from attnas.models import INPUT_SIZE
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class ModelCost:
 
 
 @torch.no_grad()
-def count_flops(model: nn.Module, input_size: tuple[int, int] = (256, 128)) -> float:
+def count_flops(model: nn.Module, input_size: tuple[int, int] = INPUT_SIZE) -> float:
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -38,7 +39,7 @@ def count_params(model: nn.Module, exclude: tuple[str, ...] = ()) -> int:
     return sum(p.numel() for name, p in model.named_parameters() if not name.startswith(exclude))
 
 
-def model_cost(model: nn.Module, input_size: tuple[int, int] = (256, 128)) -> ModelCost:
+def model_cost(model: nn.Module, input_size: tuple[int, int] = INPUT_SIZE) -> ModelCost:
     return ModelCost(
         gflops=count_flops(model, input_size) / 1e9,
         params_m=count_params(model) / 1e6,

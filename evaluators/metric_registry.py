@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Callable
+
+from attnas.models.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,8 @@ class Metric:
     seeded: bool = False  # depends on the training seed (retrieval quality), not on the spec alone
     display_scale: float = 1.0  # shown as value * scale
     label: str = ""  # what follows a number in display units: "mAP points", "% latency", "GFLOPs"
+    # a retrieval metric: how to read it off a ranking result (`attnas.evaluators.reid.metrics.RankResult`)
+    from_ranks: Callable[[Any], float] | None = None
 
     def format(self, value: float, se: float | None = None, signed: bool = False) -> str:
         """`0.35 GFLOPs`, `+1.2 mAP points (± 0.4)`, `+3.1% latency (± 0.5)`."""
@@ -35,16 +40,27 @@ class Metric:
         return text
 
 
-def _retrieval(name: str, label: str, description: str) -> Metric:
-    return Metric(name, "maximize", "fraction", description, seeded=True, display_scale=100, label=f"{label} points")
+def _retrieval(name: str, label: str, description: str, from_ranks: Callable[[Any], float]) -> Metric:
+    return Metric(name, "maximize", "fraction", description, seeded=True, display_scale=100, label=f"{label} points",
+                  from_ranks=from_ranks)
 
 
-METRICS: dict[str, Metric] = {m.name: m for m in (
-    _retrieval("mAP", "mAP", "mean average precision on the validation query/gallery (Market-1501 protocol)"),
-    _retrieval("rank1", "rank-1", "CMC rank-1: share of queries whose nearest gallery image is a true match"),
-    _retrieval("rank5", "rank-5", "CMC rank-5"),
-    _retrieval("rank10", "rank-10", "CMC rank-10"),
-    _retrieval("mINP", "mINP", "mean inverse negative penalty: how early the hardest true match is found"),
+def _check_metric(name: str, entry: Metric) -> None:
+    if not isinstance(entry, Metric) or entry.name != name:
+        raise ValueError(f"metric {name!r} must be registered as a Metric named {name!r}, got {entry!r}")
+    if entry.direction not in ("maximize", "minimize", None):
+        raise ValueError(f"metric {name!r}: direction must be maximize, minimize or None, got {entry.direction!r}")
+
+
+METRICS: Registry[Metric] = Registry("metric", {m.name: m for m in (
+    _retrieval("mAP", "mAP", "mean average precision on the validation query/gallery (Market-1501 protocol)",
+               lambda ranks: ranks.mAP),
+    _retrieval("rank1", "rank-1", "CMC rank-1: share of queries whose nearest gallery image is a true match",
+               lambda ranks: ranks.rank(1)),
+    _retrieval("rank5", "rank-5", "CMC rank-5", lambda ranks: ranks.rank(5)),
+    _retrieval("rank10", "rank-10", "CMC rank-10", lambda ranks: ranks.rank(10)),
+    _retrieval("mINP", "mINP", "mean inverse negative penalty: how early the hardest true match is found",
+               lambda ranks: ranks.mINP),
     Metric("latency_ratio", "minimize", "x plain", "inference latency as a ratio to the plain backbone timed "
            "interleaved (median of paired ratios)", display_scale=100, label="% latency"),
     Metric("latency_ms", "minimize", "ms", "median inference latency of one batch", label="ms"),
@@ -56,13 +72,21 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("gflops", "minimize", "GFLOPs", "floating point operations per image (2 per multiply-add)", label="GFLOPs"),
     Metric("params_m", "minimize", "M", "parameters without the classifier, in millions", label="M params"),
     Metric("train_seconds", None, "s", "wall-clock seconds of training", label="s training"),
-)}
+)}, check=_check_metric)
+
+
+def retrieval_names() -> tuple[str, ...]:
+    """The metrics a ranking result gives (every registered metric with `from_ranks`)."""
+    return tuple(m.name for m in METRICS.values() if m.from_ranks is not None)
+
+
+def retrieval_metrics(ranks: Any) -> dict[str, float]:
+    """Every retrieval metric of a ranking result, by name: the one place that reads them off."""
+    return {m.name: float(m.from_ranks(ranks)) for m in METRICS.values() if m.from_ranks is not None}
 
 
 def metric(name: str) -> Metric:
-    if name not in METRICS:
-        raise ValueError(f"unknown metric {name!r}; valid metrics: {', '.join(METRICS)}")
-    return METRICS[name]
+    return METRICS.get_entry(name)
 
 
 def se_name(name: str) -> str:

@@ -9,29 +9,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from attnas.evaluators.base import Evaluator, check_evaluator_class
 from attnas.evaluators.cache import CachedEvaluator
 from attnas.evaluators.config import DatasetConfig, DeviceConfig, EvaluatorConfig
 from attnas.evaluators.cost_evaluators import CostEvaluator, LatencyEvaluator
 from attnas.evaluators.reid_evaluator import ReIDEvaluator
 from attnas.evaluators.supernet_evaluator import SupernetEvaluator
+from attnas.models.registry import Registry
 
-EVALUATORS: dict[str, Any] = {
+#: evaluator type (`evaluator.type`) -> class; registration checks the class (`base.check_evaluator_class`)
+EVALUATORS: Registry[type[Evaluator]] = Registry("evaluator type", {
     "reid": ReIDEvaluator,
     "supernet": SupernetEvaluator,
     "latency": LatencyEvaluator,
     "cost": CostEvaluator,
-}
+}, check=check_evaluator_class, valid="types")
 
 
 def make_evaluator(cfg: EvaluatorConfig, dataset: DatasetConfig | None, device: DeviceConfig,
                    workdir: str | Path | None = None, cache_path: str | Path | None = None) -> CachedEvaluator:
     """The configured evaluator, cached by spec and seed (in `cache_path` when given)."""
-    if cfg.type not in EVALUATORS:
-        raise ValueError(f"unknown evaluator type {cfg.type!r}; valid types: {', '.join(EVALUATORS)}")
+    cls = EVALUATORS.get_entry(cfg.type)
     if device.type == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise RuntimeError("device=cuda asked for, but CUDA is not available on this machine; use device=cpu")
-    inner = EVALUATORS[cfg.type].from_config(cfg, dataset, device, None if workdir is None else str(workdir))
+    inner = cls.from_config(cfg, dataset, device, None if workdir is None else str(workdir))
     return CachedEvaluator(inner, cache_path)

@@ -21,19 +21,20 @@ from typing import Any
 import torch
 
 from attnas.evaluators.artefacts import made_once
+from attnas.evaluators.metric_registry import retrieval_metrics, retrieval_names
 from attnas.evaluators.config import DeviceConfig, ReIDEvaluatorConfig, SyntheticDatasetConfig, DatasetConfig, loader_options
 from attnas.evaluators.cost_evaluators import CostEvaluator
 from attnas.evaluators.reid.datasets import load_dataset
 from attnas.evaluators.reid.datasets.base import ImageRecord, ReIDDataset, stats
 from attnas.evaluators.reid.datasets.synthetic import generate
 from attnas.evaluators.latency.sources import TimedLatency, make_latency_source
-from attnas.evaluators.base import LatencySource, digest
+from attnas.evaluators.base import Evaluator, LatencySource, digest
 from attnas.evaluators.reid.training import TrainConfig, budget, evaluate_model, set_overrides, subset_ids, train
 from attnas.evaluators.reid.validation import carve_validation
 from attnas.models import build_model
 from attnas.space import ArchSpec, SearchSpace, as_spec
+from attnas.models import INPUT_SIZE
 
-RETRIEVAL_METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP")
 log = logging.getLogger("attnas.evaluators")
 
 
@@ -46,7 +47,7 @@ def make_dataset(cfg: DatasetConfig) -> ReIDDataset:
 
 
 @dataclass
-class ReIDEvaluator:
+class ReIDEvaluator(Evaluator):
     """`dataset` is a loaded data set, or its config: then it is loaded (generated, for the
     synthetic set) by `prepare`, so that a search refuses a bad config before touching data."""
 
@@ -55,7 +56,7 @@ class ReIDEvaluator:
     num_val_ids: int = 50
     validation: str = "auto"  # auto | market | cross_camera (attnas.evaluators.reid.validation)
     latency: LatencySource | None = field(default_factory=TimedLatency)
-    input_size: tuple[int, int] = (256, 128)  # for FLOPs
+    input_size: tuple[int, int] = INPUT_SIZE  # for FLOPs
     pretrained: str | None = None
     split_seed: int = 0
     parent: TrainConfig | None = None
@@ -105,7 +106,7 @@ class ReIDEvaluator:
 
     def produces(self) -> tuple[str, ...]:
         latency = self.latency.produces() if self.latency is not None else ()
-        return (*RETRIEVAL_METRICS, "train_seconds", *latency, *CostEvaluator(self.input_size).produces())
+        return (*retrieval_names(), "train_seconds", *latency, *CostEvaluator(self.input_size).produces())
 
     def measure_cost(self, spec: ArchSpec) -> dict[str, float]:
         metrics = CostEvaluator(self.input_size).measure_cost(spec)
@@ -126,8 +127,7 @@ class ReIDEvaluator:
         train(model, self.train_records, cfg)
         train_seconds = time.perf_counter() - started
         ranks = evaluate_model(model, self.val_query, self.val_gallery, cfg)
-        return {"mAP": ranks.mAP, "rank1": ranks.rank(1), "rank5": ranks.rank(5), "rank10": ranks.rank(10),
-                "mINP": ranks.mINP, "train_seconds": train_seconds}
+        return retrieval_metrics(ranks) | {"train_seconds": train_seconds}
 
     def _data_identity(self) -> list[str]:
         """Name and folder of the data, fixed when the evaluator is made (loading it later must

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from attnas.evaluators.artefacts import made_once
+from attnas.evaluators.metric_registry import retrieval_metrics
 from attnas.evaluators.device import DEVICE_LOCK
 from attnas.evaluators.config import DatasetConfig, DeviceConfig, ReIDEvaluatorConfig
 from attnas.evaluators.reid.data import train_loader
@@ -49,7 +50,7 @@ def sample_path(space: SearchSpace, rng: np.random.Generator) -> ArchSpec:
     """Uniform over the number of blocks, then positions, then block variants and placements."""
     count = int(rng.integers(0, space.limit + 1))
     positions = rng.choice(space.allowed_positions, size=count, replace=False) if count else []
-    choices = [f"{b}@{p}" for b in space.blocks for p in space.placements]
+    choices = space.choices
     return ArchSpec(space.backbone, {str(pos): choices[int(rng.integers(len(choices)))] for pos in positions})
 
 
@@ -105,7 +106,7 @@ class SupernetEvaluator(ReIDEvaluator):
 
         def build() -> Supernet:
             torch.manual_seed(self.train_config.seed)
-            choices = [f"{b}@{p}" for b in self.space.blocks for p in self.space.placements]
+            choices = [str(c) for c in self.space.choices]
             return Supernet(self.space.backbone, list(self.space.allowed_positions), choices, classes, pretrained=parent)
 
         def make(partial: Path) -> None:
@@ -135,8 +136,7 @@ class SupernetEvaluator(ReIDEvaluator):
         with DEVICE_LOCK.shared():
             recalibrate_batch_norm(net, batches)
         ranks = evaluate_model(net, self.val_query, self.val_gallery, cfg)
-        return {"mAP": ranks.mAP, "rank1": ranks.rank(1), "rank5": ranks.rank(5), "rank10": ranks.rank(10),
-                "mINP": ranks.mINP, "train_seconds": 0.0}
+        return retrieval_metrics(ranks) | {"train_seconds": 0.0}
 
     def fingerprint(self) -> str:
         return digest(["supernet", super().fingerprint(), self.calibration_batches])

@@ -19,6 +19,9 @@ from attnas.models.head import ReIDHead
 from attnas.models.weights import load_backbone_weights
 from attnas.space.spec import ArchSpec, as_spec  # the module, not the package: space imports models.backbones
 
+#: the re-ID input (height, width) every default in attnas uses: Market-1501's 256x128 (paper.md)
+INPUT_SIZE: tuple[int, int] = (256, 128)
+
 
 class ReIDNet(nn.Module):
     """A torchvision trunk (its classifier unused) followed by the re-ID head."""

@@ -18,9 +18,10 @@ class Registry(dict, Generic[T]):
     """A dict of `kind` entries by name, in registration order (the display order of reports)."""
 
     def __init__(self, kind: str, entries: dict[str, T] | None = None,
-                 check: Callable[[str, T], None] | None = None) -> None:
+                 check: Callable[[str, T], None] | None = None, valid: str | None = None) -> None:
         super().__init__()
         self.kind = kind
+        self.valid = valid or f"{kind}s"  # how an error names the valid entries: "valid blocks: ..."
         self._check = check
         for name, entry in (entries or {}).items():
             self.register(name, entry)
@@ -42,7 +43,7 @@ class Registry(dict, Generic[T]):
     def get_entry(self, name: str) -> T:
         """The entry named `name`, or a one-line error naming the valid names."""
         if name not in self:
-            raise ValueError(f"unknown {self.kind} {name!r}; valid {self.kind}s: {', '.join(self) or 'none'}")
+            raise ValueError(f"unknown {self.kind} {name!r}; valid {self.valid}: {', '.join(self) or 'none'}")
         return self[name]
 
     @contextlib.contextmanager

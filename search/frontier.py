@@ -54,7 +54,7 @@ def _features(space: SearchSpace) -> tuple[dict, dict, int]:
     """Column of each (block, stage) count and (block, position) indicator; the last `limit`
     columns say how many blocks a spec has (what diminishing returns depend on)."""
     stages = {stage.name: i for i, stage in enumerate(layout(space.backbone).stages)}
-    choices = [str(BlockChoice.parse(f"{b}@{p}")) for b in space.blocks for p in space.placements]
+    choices = [str(c) for c in space.choices]
     stage_index = {(c, s): i for i, (c, s) in enumerate(itertools.product(choices, stages))}
     position_index = {(c, p): len(stage_index) + i for i, (c, p) in enumerate(itertools.product(choices, space.allowed_positions))}
     return stage_index, position_index, len(stage_index) + len(position_index) + space.limit
@@ -119,7 +119,7 @@ class FrontierSampler(BaseSampler):
     def _pool(self, evaluated: set[str], front: list[ArchSpec]) -> list[ArchSpec]:
         space, rng = self.context.space, self._rng
         pool = {str(ArchSpec(space.backbone)): ArchSpec(space.backbone)}
-        choices = [f"{b}@{p}" for b in space.blocks for p in space.placements]
+        choices = [str(c) for c in space.choices]
         for position in space.allowed_positions:
             for choice in choices:
                 spec = ArchSpec(space.backbone, {position: choice})

@@ -9,6 +9,7 @@ from typing import Callable, Optional
 
 import optuna
 
+from attnas.models.registry import Registry
 from attnas.search.frontier import FrontierContext, make_frontier
 
 log = logging.getLogger("attnas.search")
@@ -62,9 +63,17 @@ class FrontierConfig(SamplerConfig):
     candidates: int = 1500  # specs scored per proposal
 
 
+def _check_sampler(name: str, entry: tuple) -> None:
+    schema, factory = entry
+    if not (dataclasses.is_dataclass(schema) and issubclass(schema, SamplerConfig)) or not callable(factory):
+        raise TypeError(f"sampler {name!r} must be registered as (SamplerConfig subclass, factory(config, seed, context))")
+    if schema().name != name:
+        raise ValueError(f"sampler {name!r}: {schema.__name__}.name defaults to {schema().name!r}, not {name!r}")
+
+
 #: sampler name -> (config class, factory(config, seed, context)); the context (search space,
 #: objectives, costs a profile predicts) is for samplers that use the problem's structure
-SAMPLERS: dict[str, tuple[type[SamplerConfig], Callable[..., optuna.samplers.BaseSampler]]] = {
+SAMPLERS: Registry[tuple[type[SamplerConfig], Callable[..., optuna.samplers.BaseSampler]]] = Registry("sampler", {
     "nsga2": (NSGA2Config, lambda c, seed, context=None: optuna.samplers.NSGAIISampler(
         population_size=c.population_size, mutation_prob=c.mutation_prob, crossover_prob=c.crossover_prob, seed=seed)),
     "tpe": (TPEConfig, lambda c, seed, context=None: optuna.samplers.TPESampler(
@@ -74,7 +83,7 @@ SAMPLERS: dict[str, tuple[type[SamplerConfig], Callable[..., optuna.samplers.Bas
     "random": (RandomConfig, lambda c, seed, context=None: optuna.samplers.RandomSampler(seed=seed)),
     "bruteforce": (BruteForceConfig, lambda c, seed, context=None: optuna.samplers.BruteForceSampler(seed=seed)),
     "frontier": (FrontierConfig, lambda c, seed, context=None: make_frontier(c, seed, context)),
-}
+}, check=_check_sampler)
 
 
 def sized_for(cfg: SamplerConfig, n_trials: int | None) -> SamplerConfig:
@@ -95,9 +104,7 @@ def sized_for(cfg: SamplerConfig, n_trials: int | None) -> SamplerConfig:
 
 def make_sampler(cfg: SamplerConfig, seed: int | None, n_trials: int | None = None,
                  context: FrontierContext | None = None) -> optuna.samplers.BaseSampler:
-    if cfg.name not in SAMPLERS:
-        raise ValueError(f"unknown sampler {cfg.name!r}; valid samplers: {', '.join(SAMPLERS)}")
-    config_class, factory = SAMPLERS[cfg.name]
+    config_class, factory = SAMPLERS.get_entry(cfg.name)
     if not isinstance(cfg, config_class):  # a plain SamplerConfig naming a sampler: its defaults
         cfg = config_class()
     return factory(sized_for(cfg, n_trials), seed, context)

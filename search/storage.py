@@ -1,5 +1,14 @@
 """Optuna storages from a URL, with heartbeats for RDB storages so a killed worker's trial is
-failed and retried instead of staying RUNNING forever."""
+failed and retried instead of staying RUNNING forever; the study lock; and the only places attnas
+reaches into Optuna's private API, each with the upstream issue that makes it necessary:
+
+* `storage_of(study)`: a `Study` has no public accessor for its storage (`study._storage`); the
+  second stage of a two-stage search opens its first stage in the same storage;
+* `rdb_engine(storage)`: the SQLAlchemy engine behind an RDB storage, for the advisory study lock
+  (Optuna wraps an RDBStorage in a private `_CachedStorage` whose backend holds the engine);
+* `serialise_popping(study, ...)`: Optuna hands a queued trial to a worker by a check-then-set that
+  relies on SELECT ... FOR UPDATE, which SQLite ignores (optuna/optuna#4621, #2925).
+"""
 
 from __future__ import annotations
 
@@ -85,7 +94,7 @@ def study_lock(storage: optuna.storages.BaseStorage, url: str, study_name: str) 
         with file_lock(f"{path}.{re.sub(r'[^A-Za-z0-9._-]', '_', study_name)}"):
             yield
         return
-    engine = getattr(storage, "engine", None)
+    engine = rdb_engine(storage)
     dialect = engine.dialect.name if engine is not None else ""
     if dialect not in ("postgresql", "mysql"):
         yield
@@ -105,3 +114,28 @@ def study_lock(storage: optuna.storages.BaseStorage, url: str, study_name: str) 
                 connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
             else:
                 connection.execute(text("SELECT RELEASE_LOCK(:key)"), {"key": str(key)})
+
+
+def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:
+    """The storage a study lives in (no public accessor in Optuna 5)."""
+    return study._storage
+
+
+def rdb_engine(storage: optuna.storages.BaseStorage) -> Any:
+    """The SQLAlchemy engine of an RDB storage, unwrapping Optuna's `_CachedStorage`; None for others."""
+    backend = getattr(storage, "_backend", storage)
+    return getattr(backend, "engine", None)
+
+
+def serialise_popping(study: optuna.Study, url: str) -> None:
+    """Two worker processes starting together on SQLite can both take the same queued trial, train
+    it twice and fail on the second `tell`: take the queued trial under the study's lock, which
+    makes Optuna's check-then-set atomic (PostgreSQL and MySQL honour FOR UPDATE and need nothing).
+    Optuna's own method is wrapped, not replaced."""
+    pop = study._pop_waiting_trial_id
+
+    def locked_pop():
+        with study_lock(storage_of(study), url, study.study_name):
+            return pop()
+
+    study._pop_waiting_trial_id = locked_pop

@@ -36,7 +36,7 @@ from attnas.evaluators.metric_registry import METRICS, constraint_violation, dir
 from attnas.search.config import ConfigError, SearchConfig
 from attnas.search.frontier import FrontierContext
 from attnas.search.samplers import make_sampler
-from attnas.search.storage import make_storage, study_lock
+from attnas.search.storage import make_storage, serialise_popping, storage_of, study_lock
 from attnas.search.trials import make_objective
 from attnas.space import SearchSpace, make_space, references
 
@@ -117,25 +117,11 @@ def setup(cfg: SearchConfig, cache_path: str | None = None, workdir: str | None 
     study.set_user_attr("dataset_config", dataclasses.asdict(cfg.dataset))
     study.set_user_attr("software", software())
     if url.startswith("sqlite"):
-        _serialise_popping(study, url)
+        serialise_popping(study, url)
     prepared = SearchSetup(study, space, evaluator, objectives, constraints, url)
     if cfg.enqueue_references:
         enqueue_references(prepared, cfg)
     return prepared
-
-
-def _serialise_popping(study: optuna.Study, url: str) -> None:
-    """Optuna hands a queued trial to one worker by a check-then-set that relies on SELECT ... FOR
-    UPDATE, which SQLite ignores: two worker processes starting together can both take the same
-    queued trial, train it twice and fail on the second `tell`. Taking the queued trial under the
-    study's file lock makes the check-then-set atomic (PostgreSQL and MySQL need nothing)."""
-    pop = study._pop_waiting_trial_id  # Optuna's own method, wrapped, not replaced
-
-    def locked_pop():
-        with study_lock(study._storage, url, study.study_name):
-            return pop()
-
-    study._pop_waiting_trial_id = locked_pop
 
 
 def sampler_seed(seed: int, worker: int, trials: int) -> int:
@@ -149,7 +135,7 @@ def enqueue_references(s: SearchSetup, cfg: SearchConfig) -> None:
     """Queue each configured reference that the study lacks (none complete, waiting or running),
     under the study lock, so workers starting together queue it once and a resumed study gets a
     failed or interrupted reference back."""
-    with study_lock(s.study._storage, s.url, s.study.study_name):
+    with study_lock(storage_of(s.study), s.url, s.study.study_name):
         held = {t.user_attrs.get("reference_spec") for t in s.study.get_trials(
             deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING))}
         complete = {t.user_attrs.get("spec") for t in s.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}

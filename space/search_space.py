@@ -106,13 +106,15 @@ class SearchSpace:
             return self.encoding
         return "positional" if self.limit >= len(self._positions) else "slots"
 
-    def _choices(self) -> list[BlockChoice]:
+    @property
+    def choices(self) -> list[BlockChoice]:
+        """Every (block variant, placement) a position of the space can hold."""
         return [BlockChoice.parse(f"{b}@{p}") for b in self.blocks for p in self.placements]
 
     # -- counting and enumeration -------------------------------------------------------------
     def cardinality(self) -> int:
         """Number of distinct specs: sum over k of C(positions, k) * (blocks*placements)^k."""
-        n, m = len(self._positions), len(self._choices())
+        n, m = len(self._positions), len(self.choices)
         return sum(comb(n, k) * m**k for k in range(self.limit + 1))
 
     def enumerate(self, limit: int = 100_000) -> Iterator[ArchSpec]:
@@ -123,7 +125,7 @@ class SearchSpace:
                 f"this space holds {size:,} specs, more than limit={limit:,}; restrict positions, blocks "
                 f"or max_blocks, or raise the limit"
             )
-        choices = self._choices()
+        choices = self.choices
         for k in range(self.limit + 1):
             for where in itertools.combinations(self._positions, k):
                 for what in itertools.product(choices, repeat=k):
@@ -143,7 +145,7 @@ class SearchSpace:
     def sample(self, trial: TrialLike) -> ArchSpec:
         """Draw a spec through the trial's sampler (see the module docstring for the encoding)."""
         if self.resolved_encoding == "positional":
-            options = [NO_BLOCK] + [str(c) for c in self._choices()]
+            options = [NO_BLOCK] + [str(c) for c in self.choices]
             blocks = {}
             for pos in self._positions:
                 value = trial.suggest_categorical(pos, options)

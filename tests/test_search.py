@@ -14,7 +14,8 @@ from optuna.trial import TrialState
 
 from attnas.space import ArchSpec, SearchSpace
 from attnas.search import study as search_study
-from attnas.search.apps.config import register_configs, typed
+from attnas.search.apps.config import register_configs
+from attnas.search.apps.validate import typed
 from attnas.search.study import run_search
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -12,13 +12,14 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def test_cardinality_of_the_paper_space_is_counted_not_enumerated():
-    space = SearchSpace("resnet50", "all", BLOCK_TYPES, ("post",), max_blocks=3)
-    expected = sum(comb(16, k) * 6**k for k in range(4))
-    assert space.cardinality() == expected == 125_377
+    paper = SearchSpace("resnet50", "all", ("se", "cbam", "nl", "cnl", "eca", "gc"), ("post",), max_blocks=3)
+    assert paper.cardinality() == sum(comb(16, k) * 6**k for k in range(4)) == 125_377
+    default = SearchSpace("resnet50", "all", max_blocks=3)  # every registered block
+    assert default.blocks == BLOCK_TYPES and default.cardinality() == sum(comb(16, k) * len(BLOCKS) ** k for k in range(4))
     unlimited = SearchSpace("resnet50", "all", BLOCK_TYPES, ("post", "pre"), max_blocks=None)
-    assert unlimited.cardinality() == 13**16
+    assert unlimited.cardinality() == (2 * len(BLOCKS) + 1) ** 16
     with pytest.raises(ValueError, match="more than limit"):
-        next(space.enumerate(limit=1000))
+        next(paper.enumerate(limit=1000))
 
 
 def test_enumeration_matches_cardinality_and_has_no_duplicates():

@@ -15,7 +15,7 @@ from attnas.models.supernet import Supernet
 from attnas.space import SearchSpace
 
 SPACE = SearchSpace("resnet18", ["layer3", "layer4"], ["se", "cnl", "nl"], ["post", "pre"], max_blocks=2)
-CHOICES = [f"{b}@{p}" for b in SPACE.blocks for p in SPACE.placements]
+CHOICES = [str(c) for c in SPACE.choices]
 
 
 def trained_looking(net):
@@ -87,7 +87,8 @@ import logging, sys
 logging.basicConfig(level=logging.INFO, format='%(message)s')
 from hydra import compose, initialize_config_module
 from attnas.evaluators import make_evaluator
-from attnas.search.apps.config import register_configs, typed
+from attnas.search.apps.config import register_configs
+from attnas.search.apps.validate import typed
 from attnas.space import make_space
 register_configs()
 with initialize_config_module('attnas.conf', version_base='1.3'):
@@ -109,7 +110,8 @@ evaluator.prepare(make_space(cfg.space))
 def test_a_two_stage_search_links_both_studies(tmp_path):
     from hydra import compose, initialize_config_module
 
-    from attnas.search.apps.config import register_configs, typed
+    from attnas.search.apps.config import register_configs
+    from attnas.search.apps.validate import typed
     from attnas.search.analysis.stages import stage_comparison
     from attnas.search.apps.finalists import second_stage
     from attnas.search.study import run_search

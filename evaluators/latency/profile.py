@@ -28,6 +28,7 @@ from typing import Iterable
 import torch
 from tqdm.auto import tqdm
 
+from attnas.evaluators.artefacts import atomic_write_text
 from attnas.evaluators.device import DEVICE_LOCK
 from attnas.evaluators.latency.timing import LatencyConfig, device_name, measure_latency, measure_latency_ratio
 from attnas.models import build_model
@@ -109,12 +110,7 @@ class LatencyProfile:
         return asdict(self)
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-        partial.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        os.replace(partial, path)  # a killed writer leaves the previous, complete file
-        return path
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=1) + "\n")  # a killed writer leaves the old file
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "LatencyProfile":

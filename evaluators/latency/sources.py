@@ -12,9 +12,11 @@ import torch
 from attnas.evaluators.device import DEVICE_LOCK, DeviceConfig
 from attnas.evaluators.latency.timing import LatencyConfig, LatencyRatio, device_name, measure_latency_ratio
 from attnas.evaluators.latency.profile import LatencyProfile
-from attnas.evaluators.base import digest
+from attnas.evaluators.base import LatencySource, digest
+from attnas.models.registry import Registry
 from attnas.models import build_model
 from attnas.space import ArchSpec, as_spec
+from attnas.models import INPUT_SIZE
 
 log = logging.getLogger("attnas.latency")
 
@@ -24,7 +26,7 @@ class LatencySettings:
     source: str = "timer"  # timer: timed beside the plain backbone here; profile: predicted from a device profile
     profile: Optional[str] = None  # the profile file (attnas-profile) when source=profile
     batch_size: int = 1
-    input_size: list[int] = field(default_factory=lambda: [256, 128])  # H, W
+    input_size: list[int] = field(default_factory=lambda: list(INPUT_SIZE))  # H, W
     warmup: int = 3
     repeats: int = 20  # timed (candidate, plain) pairs
     retries: int = 2  # a disturbed timing is taken again up to this many times, then flagged
@@ -33,7 +35,7 @@ class LatencySettings:
 
 
 @dataclass
-class TimedLatency:
+class TimedLatency(LatencySource):
     """Times each candidate interleaved with the plain backbone of its family (A B A B ...).
 
     A busy machine makes timings wrong: so the timing holds the machine's `DeviceLock` (training
@@ -62,8 +64,10 @@ class TimedLatency:
         return ("latency_ratio", "latency_ms", "latency_p90_ms", "latency_spread", "baseline_latency_ms",
                 "latency_attempts", "latency_unreliable")
 
-    def predictors(self) -> dict[str, Any]:
-        return {}  # it has to time every spec
+    @classmethod
+    def describe(cls, context: dict[str, Any]) -> str:
+        return (f"timed during the search on {context.get('device_name')} ({context.get('device')}, {context.get('threads')} "
+                f"threads, batch {context.get('batch_size')}, input {'x'.join(map(str, context.get('input_size', [])))})")
 
     def problems(self, spec: ArchSpec, timing: LatencyRatio) -> list[str]:
         """Why a measurement looks disturbed (empty when it does not)."""
@@ -107,7 +111,7 @@ class TimedLatency:
 
 
 @dataclass
-class ProfileLatency:
+class ProfileLatency(LatencySource):
     """Latency predicted from a device profile (`attnas-profile`): no timing during the search,
     the target device's numbers instead of this machine's."""
 
@@ -136,6 +140,10 @@ class ProfileLatency:
     def fingerprint(self) -> str:
         return digest(["profile", self.profile.digest])
 
+    @classmethod
+    def describe(cls, context: dict[str, Any]) -> str:
+        return f"predicted from the profile of {context.get('device_name')} ({context.get('device')}, {context.get('threads')} threads)"
+
     def context(self) -> dict[str, Any]:
         p = self.profile
         return {"latency_source": "profile", "profile": self.path, "profile_digest": p.digest, "device": p.device,
@@ -143,11 +151,16 @@ class ProfileLatency:
                 "input_size": list(p.input_size), "profiled": p.created}
 
 
+def _check_source(name: str, cls: Any) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, LatencySource)) or getattr(cls, "__abstractmethods__", None):
+        raise TypeError(f"latency source {name!r} must be a LatencySource subclass implementing every abstract method, "
+                        f"got {cls!r}")
+
+
 #: latency source name (`evaluator.latency.source`) -> class with `from_config(settings, device)`
-LATENCY_SOURCES: dict[str, Any] = {"timer": TimedLatency, "profile": ProfileLatency}
+LATENCY_SOURCES: Registry[type[LatencySource]] = Registry("latency source", {"timer": TimedLatency, "profile": ProfileLatency},
+                                                          check=_check_source, valid="sources")
 
 
-def make_latency_source(settings: LatencySettings, device: DeviceConfig):
-    if settings.source not in LATENCY_SOURCES:
-        raise ValueError(f"unknown latency source {settings.source!r}; valid sources: {', '.join(LATENCY_SOURCES)}")
-    return LATENCY_SOURCES[settings.source].from_config(settings, device)
+def make_latency_source(settings: LatencySettings, device: DeviceConfig) -> LatencySource:
+    return LATENCY_SOURCES.get_entry(settings.source).from_config(settings, device)

@@ -15,6 +15,7 @@ from typing import Callable
 
 import torch
 from torch import nn
+from attnas.models import INPUT_SIZE
 
 
 @dataclass
@@ -22,7 +23,7 @@ class LatencyConfig:
     device: str = "cpu"
     threads: int | None = None  # CPU threads; None keeps torch's current setting
     batch_size: int = 1
-    input_size: tuple[int, int] = (256, 128)  # H, W
+    input_size: tuple[int, int] = INPUT_SIZE  # H, W
     warmup: int = 3
     repeats: int = 20
     channels_last: bool = False
@@ -39,7 +40,7 @@ class LatencyResult:
     threads: int = 0
     torch_version: str = torch.__version__
     batch_size: int = 1
-    input_size: tuple[int, int] = (256, 128)
+    input_size: tuple[int, int] = INPUT_SIZE
 
     def to_dict(self) -> dict:
         out = asdict(self)

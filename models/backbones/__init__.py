@@ -9,16 +9,30 @@ from __future__ import annotations
 from attnas.models.backbones.base import BackboneFamily, BackboneLayout, Stage
 from attnas.models.backbones.convnext import ConvNeXtFamily
 from attnas.models.backbones.resnet import ResNetFamily
+from attnas.models.registry import Registry
 
-FAMILIES: tuple[BackboneFamily, ...] = (ResNetFamily(), ConvNeXtFamily())
+
+
+def _check_family(name: str, family: BackboneFamily) -> None:
+    if not isinstance(family, BackboneFamily):
+        raise TypeError(f"backbone family {name!r} must be a BackboneFamily adapter instance, got {family!r}")
+    taken = [model for model in family.names if any(model in other.names for other in FAMILIES.values())]
+    if taken or not family.names:
+        raise ValueError(f"backbone family {name!r} names no models or models another family builds: {taken}")
+
+
+#: family name -> adapter; a family builds the torchvision models in its `names`
+FAMILIES: Registry[BackboneFamily] = Registry("backbone family", check=_check_family, valid="backbone families")
+FAMILIES.register("resnet", ResNetFamily())
+FAMILIES.register("convnext", ConvNeXtFamily())
 
 
 def backbone_names() -> tuple[str, ...]:
-    return tuple(name for family in FAMILIES for name in family.names)
+    return tuple(name for family in FAMILIES.values() for name in family.names)
 
 
 def backbone_family(name: str) -> BackboneFamily:
-    for family in FAMILIES:
+    for family in FAMILIES.values():
         if name in family.names:
             return family
     raise ValueError(f"unknown backbone {name!r}; valid backbones: {', '.join(backbone_names())}")

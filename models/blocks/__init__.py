@@ -23,16 +23,29 @@ from attnas.models.blocks.eca import ECABlock
 from attnas.models.blocks.gc import GCBlock
 from attnas.models.blocks.nonlocal_block import NonLocalBlock
 from attnas.models.blocks.se import SEBlock
+from attnas.models.registry import Registry
+
+
+
+def _check_block_class(name: str, cls: type[nn.Module]) -> None:
+    """A block class is built as `cls(channels, **options)`; its `spec_options` name real arguments."""
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        raise TypeError(f"attention block {name!r} must be an nn.Module class, got {cls!r}")
+    parameters = inspect.signature(cls.__init__).parameters
+    missing = [arg for arg in getattr(cls, "spec_options", {}).values() if arg not in parameters]
+    if missing:
+        raise TypeError(f"attention block {name!r}: spec_options name {missing}, which {cls.__name__}.__init__ does not take")
+
 
 #: spec name -> block class; the order is the display order of reports
-BLOCKS: dict[str, type[nn.Module]] = {
+BLOCKS: Registry[type[nn.Module]] = Registry("attention block", {
     "se": SEBlock,
     "cbam": CBAMBlock,
     "nl": NonLocalBlock,
     "cnl": ChannelNonLocalBlock,
     "eca": ECABlock,
     "gc": GCBlock,
-}
+}, check=_check_block_class, valid="blocks")
 
 
 @dataclass(frozen=True)
@@ -45,9 +58,7 @@ class BlockOption:
 
 
 def check_block(name: str) -> type[nn.Module]:
-    if name not in BLOCKS:
-        raise ValueError(f"unknown attention block {name!r}; valid blocks: {', '.join(BLOCKS)}")
-    return BLOCKS[name]
+    return BLOCKS.get_entry(name)
 
 
 def block_options(name: str) -> dict[str, BlockOption]:

@@ -9,13 +9,14 @@ weights takes an explicit `untrained=true`, and then every file name says `untra
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
+from attnas.evaluators.artefacts import atomic_write
 from attnas.models import build_model
 from attnas.space import ArchSpec
+from attnas.models import INPUT_SIZE
 
 #: what the exported network returns, for whoever deploys it
 EMBEDDING = ("eval() returns the BNNeck embedding (the global-average-pooled last feature map after BatchNorm1d), "
@@ -53,18 +54,9 @@ def check_weights(spec: ArchSpec, weights: str | None, untrained: bool = False) 
     return state
 
 
-def _atomic(path: Path, write) -> None:
-    partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    try:
-        write(partial)
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
 @torch.no_grad()
 def export_model(spec: ArchSpec, out_dir: str | Path, weights: str | None = None, untrained: bool = False,
-                 input_size: tuple[int, int] = (256, 128), formats: tuple[str, ...] = ("state_dict", "torchscript", "onnx"),
+                 input_size: tuple[int, int] = INPUT_SIZE, formats: tuple[str, ...] = ("state_dict", "torchscript", "onnx"),
                  state: dict[str, torch.Tensor] | None = None) -> dict[str, str]:
     """Write the model in each format and check each against a fresh build from the spec."""
     state = state if state is not None else check_weights(spec, weights, untrained)
@@ -80,14 +72,14 @@ def export_model(spec: ArchSpec, out_dir: str | Path, weights: str | None = None
     expected = model(x)
     written: dict[str, str] = {}
     path = out / f"{tag}_state_dict.pt"
-    _atomic(path, lambda p: torch.save(model.state_dict(), p))
+    atomic_write(path, lambda p: torch.save(model.state_dict(), p))
     rebuilt = build_model(spec, num_classes)
     rebuilt.load_state_dict(torch.load(path, weights_only=True))
     _outputs_equal(rebuilt.eval()(x), expected, "state_dict")
     written["state_dict"] = str(path)
     if "torchscript" in formats:
         path = out / f"{tag}.torchscript.pt"
-        _atomic(path, lambda p: torch.jit.save(torch.jit.trace(model, x), p))
+        atomic_write(path, lambda p: torch.jit.save(torch.jit.trace(model, x), p))
         _outputs_equal(torch.jit.load(path)(x), expected, "TorchScript")
         written["torchscript"] = str(path)
     if "onnx" in formats:
@@ -99,7 +91,7 @@ def export_model(spec: ArchSpec, out_dir: str | Path, weights: str | None = None
         else:
             path = out / f"{tag}.onnx"
             # one self-contained file (weights inside, no model.onnx.data beside it): fine under ONNX's 2 GB
-            _atomic(path, lambda p: torch.onnx.export(
+            atomic_write(path, lambda p: torch.onnx.export(
                 model, (x,), str(p), input_names=["images"], output_names=["embedding"], external_data=False,
                 dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=1024)},)))
             session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -4,7 +4,6 @@ seed noise and the provenance (`attnas.search.analysis.deploy` writes the model 
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import optuna
 import pandas as pd
 import yaml
 
+from attnas.evaluators.artefacts import atomic_write_text
 from attnas.evaluators.metric_registry import METRICS
 from attnas.evaluators.latency.profile import LatencyProfile
 from attnas.search.analysis.deploy import EMBEDDING
@@ -169,9 +169,7 @@ def write_export(record: dict, out_dir: str | Path, overwrite: bool = False) -> 
     out.mkdir(parents=True, exist_ok=True)
     for name, text in (("architecture.json", json.dumps(record, indent=2) + "\n"),
                        ("architecture.yaml", yaml.safe_dump(record, sort_keys=False))):
-        partial = out / f".{name}.partial-{os.getpid()}"
-        partial.write_text(text)
-        os.replace(partial, out / name)
+        atomic_write_text(out / name, text)
     return out
 
 

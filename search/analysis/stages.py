@@ -8,6 +8,7 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from attnas.search.analysis.view import view
+from attnas.search.storage import storage_of
 
 
 def shortlist(study: optuna.Study, count: int) -> pd.DataFrame:
@@ -24,7 +25,7 @@ def stage_comparison(study: optuna.Study) -> tuple[pd.DataFrame, float] | None:
     name = study.user_attrs.get("stage_one_study")
     if name is None:
         return None
-    first = optuna.load_study(study_name=name, storage=study._storage)
+    first = optuna.load_study(study_name=name, storage=storage_of(study))
     one, two = view(first).architectures.set_index("spec"), view(study).architectures.set_index("spec")
     objective = view(study).objectives[0]
     shared = [s for s in two.index if s in one.index]

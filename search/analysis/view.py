@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from attnas.evaluators.metric_registry import METRICS, constraint_violation
 from attnas.evaluators.latency.profile import LatencyProfile
+from attnas.evaluators.latency.sources import LATENCY_SOURCES
 from attnas.search.pareto import hypervolume, pareto_mask
 from attnas.search.pareto import hypervolume_history as hypervolume_history_of
 from attnas.search.analysis.evidence import Verdict, gains_over_plain, probability_non_dominated, standard_errors, t_factor, verdict
@@ -89,11 +90,9 @@ def latency_source(study: optuna.Study) -> str:
     """Where the study's latencies were measured, from the context its trials recorded."""
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         where = trial.user_attrs.get("measured_on") or {}
-        if where.get("latency_source") == "profile":
-            return f"predicted from the profile of {where.get('device_name')} ({where.get('device')}, {where.get('threads')} threads)"
-        if where.get("device"):
-            return (f"timed during the search on {where.get('device_name')} ({where.get('device')}, {where.get('threads')} "
-                    f"threads, batch {where.get('batch_size')}, input {'x'.join(map(str, where.get('input_size', [])))})")
+        source = LATENCY_SOURCES.get(where.get("latency_source", ""))
+        if source is not None:  # each source says in words where its numbers come from
+            return source.describe(where)
     return ""
 
 

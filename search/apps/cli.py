@@ -19,7 +19,9 @@ from hydra import compose, initialize_config_module
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
-from attnas.search.apps.config import ConfigError, check_keys, describe_config_error, missing_keys, register_configs, typed
+from attnas.search.apps.config import register_configs
+from attnas.search.apps.validate import check_group_choice, check_keys, describe_config_error, missing_keys, typed
+from attnas.search.config import ConfigError
 
 #: Hydra flags after which the command line is Hydra's business (help, printing the config, ...)
 _HYDRA_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-p", "--package", "-cp", "--config-path",
@@ -40,7 +42,9 @@ def first_job_overrides(args: list[str]) -> list[str] | None:
             first = next(iter(override.sweep_string_iterator()))
             chosen.append(f"{override.get_key_element()}={first}")
         else:
+            first = override.value()
             chosen.append(override.input_line)
+        check_group_choice(override.key_or_group, first)
     return chosen
 
 

@@ -18,7 +18,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 from attnas.search.apps.cli import hydra_app
-from attnas.search.apps.config import ConfigError, SearchConfig, default_output, describe_config_error, typed
+from attnas.search.apps.config import default_output
+from attnas.search.apps.validate import describe_config_error, typed
+from attnas.search.config import ConfigError, SearchConfig
 from attnas.search.study import Terminated, prepare, search, setup
 from attnas.search.apps.workers import spawn, stop, threads_per_worker, wait
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from attnas.evaluators.artefacts import atomic_write_text
+from attnas.evaluators.metric_registry import retrieval_metrics
 from attnas.evaluators.reid.datasets import DATASETS, load_dataset
 from attnas.evaluators.reid.datasets.base import relabel
 from attnas.evaluators.reid.training import BUDGETS, budget, evaluate_model, train
@@ -53,8 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out / "model.pt")
     spec.save(out / "spec.yaml")
-    metrics = {"spec": str(spec), "dataset": data.name, "split": "test", "budget": args.budget, "mAP": ranks.mAP,
-               "rank1": ranks.rank(1), "rank5": ranks.rank(5), "rank10": ranks.rank(10), "mINP": ranks.mINP,
+    metrics = {"spec": str(spec), "dataset": data.name, "split": "test", "budget": args.budget, **retrieval_metrics(ranks),
                "train_seconds": result.seconds, "epoch_losses": result.epoch_losses, "device": args.device}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"test mAP={ranks.mAP:.4f} rank1={ranks.rank(1):.4f} mINP={ranks.mINP:.4f}; wrote {out}/model.pt, metrics.json")
@@ -79,9 +80,7 @@ def record_training(spec_file: Path, weights: Path, metrics: dict) -> bool:
         trained = {"weights": str(weights.resolve()), **{k: v for k, v in metrics.items() if k != "spec"}}
         record["trained"] = json.loads(json.dumps(trained, default=float))  # plain floats for YAML
         text = json.dumps(record, indent=2) + "\n" if path.suffix == ".json" else yaml.safe_dump(record, sort_keys=False)
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(text)
-        partial.replace(path)
+        atomic_write_text(path, text)
         updated = True
     return updated
 
