@@ -1,8 +1,8 @@
 """`build_model`: spec -> torchvision backbone with attention blocks and a re-ID head.
 
-The builder is family-agnostic: the backbone adapter (`attnas.models.backbones`) says where a
-position is, how many channels it has and how to wrap its block; the block registry builds the
-attention module with the spec's options.
+The builder is family-agnostic: the backbone adapter (`attnas.models.backbones`) declares where a
+position is (its module path) and how many channels it has, and wraps its block; the block
+registry builds the attention module with the spec's options.
 """
 
 from __future__ import annotations
@@ -73,16 +73,19 @@ def build_model(
     # then differ by their blocks only, not by a reshuffled initialisation (common random numbers).
     with torch.random.fork_rng(devices=[]):
         for position, choice in spec.blocks.items():
-            container, index = family.locate(net, where, position)
-            attention = create_block(choice.block, where.channels_at(position), **choice.kwargs)
-            container[index] = family.attach(container[index], attention, choice.placement)
+            declared = where.position(position)
+            attention = create_block(choice.block, declared.channels, **choice.kwargs)
+            block = net.get_submodule(declared.module)
+            net.set_submodule(declared.module, family.attach(block, attention, choice.placement), strict=True)
     return ReIDNet(net, family, ReIDHead(where.out_channels, num_classes), spec)
 
 
-def attention_modules(model: nn.Module) -> dict[str, nn.Module]:
-    """Inserted attention blocks by position (`layer3.5`), for tests and reports."""
+def attention_modules(model: ReIDNet) -> dict[str, nn.Module]:
+    """Inserted attention blocks by position (`layer3.5`), found at the declared module paths,
+    for tests and reports."""
     found = {}
-    for name, module in model.named_modules():
-        if name.endswith(".attention"):
-            found[name.removeprefix("backbone.").removesuffix(".attention")] = module
+    for position in layout(model.spec.backbone).declared:
+        attention = getattr(model.backbone.get_submodule(position.module), "attention", None)
+        if isinstance(attention, nn.Module):
+            found[position.name] = attention
     return found

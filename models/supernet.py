@@ -22,7 +22,7 @@ from torch import nn
 from attnas.models.backbones import backbone_family, layout
 from attnas.models.blocks import create_block
 from attnas.models.builder import ReIDNet, build_model
-from attnas.space.spec import ArchSpec, BlockChoice
+from attnas.space.spec import ArchSpec, BlockChoice, choice_at
 
 NONE = "none"
 
@@ -37,8 +37,12 @@ class ChoiceBlock(nn.Module):
         self.keys = {key: key.replace(".", "_") for key in paths}  # ModuleDict keys cannot hold '.'
         self.active = NONE
 
+    def active_module(self) -> nn.Module:
+        """The plain block, or the attentive wrapper of the active choice."""
+        return self.plain if self.active == NONE else self.paths[self.keys[self.active]]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.plain(x) if self.active == NONE else self.paths[self.keys[self.active]](x)
+        return self.active_module()(x)
 
 
 class Supernet(nn.Module):
@@ -54,16 +58,16 @@ class Supernet(nn.Module):
         self.choices = list(dict.fromkeys(str(BlockChoice.parse(c)) for c in choices))
         self.net, self.head = plain.backbone, plain.head
         self.slots: dict[str, ChoiceBlock] = {}
+        self.modules_at = {position: where.position(position).module for position in positions}  # declared paths
         with torch.random.fork_rng(devices=[]):  # as build_model: block weights do not move the backbone's RNG
-            for position in positions:
-                container, index = family.locate(self.net, where, position)
-                block = container[index]
+            for position, path in self.modules_at.items():
+                block = self.net.get_submodule(path)
                 paths = {}
-                for key in self.choices:
-                    choice = BlockChoice.parse(key)
+                for choice in dict.fromkeys(choice_at(where, position, BlockChoice.parse(c)) for c in self.choices):
                     attention = create_block(choice.block, where.channels_at(position), **choice.kwargs)
-                    paths[key] = family.attach(block, attention, choice.placement)
-                container[index] = self.slots[position] = ChoiceBlock(block, paths)
+                    paths[str(choice)] = family.attach(block, attention, choice.placement)  # keyed as a spec writes it
+                self.slots[position] = ChoiceBlock(block, paths)
+                self.net.set_submodule(path, self.slots[position], strict=True)
 
     def set_path(self, spec: ArchSpec | str) -> None:
         spec = ArchSpec.parse(spec) if isinstance(spec, str) else spec
@@ -82,33 +86,23 @@ class Supernet(nn.Module):
         """The modules the current path runs through (for BN recalibration)."""
         for module in self.net.modules():
             if isinstance(module, ChoiceBlock) and module.active != NONE:
-                yield module.paths[module.keys[module.active]].attention
+                yield module.active_module().attention
         yield self.net
         yield self.head
 
     def extract(self, spec: ArchSpec | str) -> ReIDNet:
-        """`build_model(spec)` carrying this supernet's weights for that path."""
+        """`build_model(spec)` carrying this supernet's weights for that path: each choice block is
+        swapped for its active module while the weights are read, so the keys are the built
+        network's own."""
         spec = ArchSpec.parse(spec) if isinstance(spec, str) else spec
         self.set_path(spec)
         model = build_model(spec, self.head.classifier.out_features)
-        state = {}
-        for name, value in self.state_dict().items():
-            if not name.startswith("net."):
-                state[name] = value
-                continue
-            parts = name.removeprefix("net.").split(".")
-            if "plain" in parts or "paths" in parts:  # inside a ChoiceBlock
-                at = parts.index("plain") if "plain" in parts else parts.index("paths")
-                position = ".".join(parts[:at])
-                active = self.slots[position].active
-                if parts[at] == "plain":
-                    rest = parts[at + 1:]
-                elif active != NONE and parts[at + 1] == self.slots[position].keys[active]:
-                    rest = parts[at + 2:]
-                else:
-                    continue
-                state[".".join(["backbone", position, *rest])] = value
-            else:
-                state["backbone." + name.removeprefix("net.")] = value
-        model.load_state_dict(state)
+        try:
+            for position, path in self.modules_at.items():
+                self.net.set_submodule(path, self.slots[position].active_module(), strict=True)
+            state = {f"backbone.{k}": v for k, v in self.net.state_dict().items()}
+        finally:
+            for position, path in self.modules_at.items():
+                self.net.set_submodule(path, self.slots[position], strict=True)
+        model.load_state_dict(state | {f"head.{k}": v for k, v in self.head.state_dict().items()})
         return model

@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from math import comb
 from typing import Any, Iterator, Optional, Protocol, Sequence
 
 from attnas.models.backbones import backbone_family, layout
 from attnas.models.blocks import BLOCKS
-from attnas.space.spec import PLACEMENTS, ArchSpec, BlockChoice, check_placement
+from attnas.space.spec import PLACEMENTS, ArchSpec, BlockChoice, check_placement, choice_at
 
 #: what a search space uses for "no block here" in samplers' categorical choices
 NO_BLOCK = "none"
@@ -111,11 +110,23 @@ class SearchSpace:
         """Every (block variant, placement) a position of the space can hold."""
         return [BlockChoice.parse(f"{b}@{p}") for b in self.blocks for p in self.placements]
 
+    def choices_at(self, position: str) -> list[BlockChoice]:
+        """The distinct choices at `position`: fewer than `choices` where the block has no
+        residual add (`pre` is `post` there)."""
+        where = layout(self.backbone)
+        return list(dict.fromkeys(choice_at(where, position, choice) for choice in self.choices))
+
     # -- counting and enumeration -------------------------------------------------------------
     def cardinality(self) -> int:
-        """Number of distinct specs: sum over k of C(positions, k) * (blocks*placements)^k."""
-        n, m = len(self._positions), len(self.choices)
-        return sum(comb(n, k) * m**k for k in range(self.limit + 1))
+        """Number of distinct specs: over every set of at most `limit` positions, the product of
+        their numbers of choices (sum over k of C(positions, k) * choices^k when every position
+        has the same choices)."""
+        by_size = [1] + [0] * self.limit  # by_size[k]: specs with k blocks among the positions so far
+        for position in self._positions:
+            count = len(self.choices_at(position))
+            for k in range(self.limit, 0, -1):
+                by_size[k] += by_size[k - 1] * count
+        return sum(by_size)
 
     def enumerate(self, limit: int = 100_000) -> Iterator[ArchSpec]:
         """Every spec of the space, plain backbone first, then by number of blocks."""
@@ -125,10 +136,10 @@ class SearchSpace:
                 f"this space holds {size:,} specs, more than limit={limit:,}; restrict positions, blocks "
                 f"or max_blocks, or raise the limit"
             )
-        choices = self.choices
+        choices = {position: self.choices_at(position) for position in self._positions}
         for k in range(self.limit + 1):
             for where in itertools.combinations(self._positions, k):
-                for what in itertools.product(choices, repeat=k):
+                for what in itertools.product(*(choices[position] for position in where)):
                     yield ArchSpec(self.backbone, dict(zip(where, what)))
 
     def __contains__(self, spec: object) -> bool:
@@ -136,19 +147,15 @@ class SearchSpace:
             return False
         if spec.num_blocks > self.limit:
             return False
-        return all(
-            pos in self._positions and c.variant in self.blocks and c.placement in self.placements
-            for pos, c in spec.blocks.items()
-        )
+        return all(pos in self._positions and c in self.choices_at(pos) for pos, c in spec.blocks.items())
 
     # -- sampling --------------------------------------------------------------------------
     def sample(self, trial: TrialLike) -> ArchSpec:
         """Draw a spec through the trial's sampler (see the module docstring for the encoding)."""
         if self.resolved_encoding == "positional":
-            options = [NO_BLOCK] + [str(c) for c in self.choices]
             blocks = {}
             for pos in self._positions:
-                value = trial.suggest_categorical(pos, options)
+                value = trial.suggest_categorical(pos, [NO_BLOCK] + [str(c) for c in self.choices_at(pos)])
                 if value != NO_BLOCK:
                     blocks[pos] = BlockChoice.parse(value)
             return ArchSpec(self.backbone, blocks)
@@ -178,8 +185,9 @@ class SearchSpace:
             pos, choice = entries[slot] if slot < len(entries) else (NO_BLOCK, BlockChoice.parse(f"{self.blocks[0]}@{self.placements[0]}"))
             params[f"slot{slot}_position"] = pos
             params[f"slot{slot}_block_if_used"] = choice.variant
-            if len(self.placements) > 1:
-                params[f"slot{slot}_placement_if_used"] = choice.placement
+            if len(self.placements) > 1:  # `post` where the space draws only `pre`: drawn as `pre`, held as `post`
+                params[f"slot{slot}_placement_if_used"] = choice.placement if choice.placement in self.placements \
+                    else self.placements[0]
         return params
 
     def identity(self) -> dict[str, Any]:

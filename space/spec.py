@@ -5,7 +5,8 @@ A spec is plain, immutable data. Its canonical text form
 in file names and the key under which search results are cached all derive from it, so two specs
 that build the same network are the same spec however they were written. Canonical means:
 entries in network order, the default placement (`post`) and default block options omitted,
-options sorted by key.
+options sorted by key, and `pre` written as `post` at a block without a residual add (there
+both are the same function: MobileNetV3's downsampling blocks).
 
 Backbones and their positions come from the adapter registry (`attnas.models.backbones`), block
 names and options from the block registry (`attnas.models.blocks`): a spec is valid exactly
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from attnas.models.backbones import backbone_family, layout
+from attnas.models.backbones import BackboneLayout, backbone_family, layout
 from attnas.models.blocks import check_block, check_options
 
 #: `post`: after the residual add, between two blocks (how NL blocks are inserted in AGW and how
@@ -89,6 +90,14 @@ class BlockChoice:
         return f"{self.variant}@{self.placement}"
 
 
+def choice_at(where: BackboneLayout, position: str, choice: BlockChoice) -> BlockChoice:
+    """`choice` as a spec holds it at `position`: `pre` and `post` differ only where the block
+    adds its input (the adapter declares `residual`), elsewhere `pre` is written `post`."""
+    if choice.placement == DEFAULT_PLACEMENT or where.position(position).residual:
+        return choice
+    return BlockChoice(choice.block, DEFAULT_PLACEMENT, choice.options)
+
+
 def _split_entries(text: str) -> list[str]:
     """Split on commas outside parentheses (`layer1.0=cbam(k=3,r=8),layer2.0=se`)."""
     entries, depth, start = [], 0, 0
@@ -119,7 +128,7 @@ class ArchSpec:
                 choice = BlockChoice.parse(choice)
             elif not isinstance(choice, BlockChoice):
                 raise TypeError(f"block at {position!r} must be a BlockChoice or a block text, got {choice!r}")
-            normalised[position] = choice
+            normalised[position] = choice_at(where, position, choice)
         ordered = dict(sorted(normalised.items(), key=lambda item: where.key(item[0])))
         object.__setattr__(self, "blocks", _FrozenDict(ordered))
 
@@ -278,4 +287,4 @@ def as_spec(value: "ArchSpec | str | Mapping[str, Any]") -> ArchSpec:
     raise TypeError(f"cannot read an architecture spec from {type(value).__name__}: {value!r}")
 
 
-__all__ = ["ArchSpec", "BlockChoice", "as_spec", "PLACEMENTS", "DEFAULT_PLACEMENT", "check_placement"]
+__all__ = ["ArchSpec", "BlockChoice", "as_spec", "choice_at", "PLACEMENTS", "DEFAULT_PLACEMENT", "check_placement"]

@@ -17,21 +17,39 @@ KNOWN_LAYOUTS = {
     "resnext50_32x4d": ((3, 4, 6, 3), (256, 512, 1024, 2048)),
     "wide_resnet50_2": ((3, 4, 6, 3), (256, 512, 1024, 2048)),
     "convnext_tiny": ((3, 3, 9, 3), (96, 192, 384, 768)),
+    "mobilenet_v3_large": ((1, 2, 3, 6, 3), (16, 24, 40, 112, 160)),  # channels leaving the stage: 80 -> 112 inside stride16
+    "mobilenet_v3_small": ((1, 2, 5, 3), (16, 24, 48, 96)),
 }
 
 
 @pytest.mark.parametrize("backbone", list(KNOWN_LAYOUTS))
-def test_layouts_read_off_torchvision_match_the_papers(backbone):
+def test_declared_layouts_match_the_papers(backbone):
     where = layout(backbone)
     depths, channels = KNOWN_LAYOUTS[backbone]
     assert tuple(s.depth for s in where.stages) == depths and tuple(s.channels for s in where.stages) == channels
-    assert len(where.positions) == sum(depths) and where.out_channels == channels[-1]
+    assert len(where.positions) == sum(depths)
 
 
-def test_every_registered_backbone_builds_with_a_block_in_every_stage():
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet50", "resnext50_32x4d", "convnext_tiny", "mobilenet_v3_large",
+                                      "mobilenet_v3_small"])
+def test_declared_positions_are_the_blocks_torchvision_builds(backbone):
+    # what a declaration promises, checked on the real network: the module exists at the declared
+    # path, its output has the declared channels, the head sees `out_channels`
+    family, where = backbone_family(backbone), layout(backbone)
+    net = family.build(backbone).eval()
+    seen = {}
+    for position in where.declared:
+        net.get_submodule(position.module).register_forward_hook(
+            lambda module, args, out, name=position.name: seen.__setitem__(name, out.shape[1]))
+    with torch.no_grad():
+        assert family.features(net, torch.randn(1, 3, 64, 32)).shape[1] == where.out_channels
+    assert seen == {p.name: p.channels for p in where.declared}
+
+
+def test_every_registered_backbone_builds_with_a_block_at_the_end_of_every_stage():
     for backbone in backbone_names():
         where = layout(backbone)
-        spec = ArchSpec(backbone, {f"{stage.name}.{stage.depth - 1}": "se" for stage in where.stages})
+        spec = ArchSpec(backbone, {[p for p in where.declared if p.stage == stage.name][-1].name: "se" for stage in where.stages})
         assert set(attention_modules(build_model(spec, 3))) == set(spec.blocks), backbone
 
 

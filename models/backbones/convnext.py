@@ -17,9 +17,15 @@ import torch
 from torch import nn
 from torchvision.models.convnext import CNBlock
 
-from attnas.models.backbones.base import BackboneFamily
+from attnas.models.backbones.base import BackboneFamily, Position
 
-STAGES = ("features.1", "features.3", "features.5", "features.7")
+#: model -> (blocks per stage, channels per stage), as torchvision's builders configure them
+ARCHITECTURES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
+    "convnext_tiny": ((3, 3, 9, 3), (96, 192, 384, 768)),
+    "convnext_small": ((3, 3, 27, 3), (96, 192, 384, 768)),
+    "convnext_base": ((3, 3, 27, 3), (128, 256, 512, 1024)),
+    "convnext_large": ((3, 3, 27, 3), (192, 384, 768, 1536)),
+}
 
 
 class AttentiveCNBlock(CNBlock):
@@ -55,14 +61,16 @@ class _StrideOneDownsample(nn.Conv2d):
 
 
 class ConvNeXtFamily(BackboneFamily):
-    names = ("convnext_tiny", "convnext_small", "convnext_base", "convnext_large")
+    names = tuple(ARCHITECTURES)
     classifier_prefixes = ("classifier.",)
 
-    def stages(self, net: nn.Module) -> list[tuple[str, nn.Sequential]]:
-        return [(name, net.get_submodule(name)) for name in STAGES]
+    def positions(self, name: str) -> tuple[Position, ...]:
+        depths, widths = ARCHITECTURES[name]
+        return tuple(Position(f"features.{2 * s + 1}.{i}", f"features.{2 * s + 1}.{i}", f"features.{2 * s + 1}", width)
+                     for s, (depth, width) in enumerate(zip(depths, widths)) for i in range(depth))
 
-    def block_channels(self, block: nn.Module) -> int:
-        return block.block[0].out_channels  # the depthwise 7x7 conv keeps the width
+    def out_channels(self, name: str) -> int:
+        return ARCHITECTURES[name][1][-1]
 
     def attach(self, block: nn.Module, attention: nn.Module, placement: str) -> nn.Module:
         if not isinstance(block, CNBlock):

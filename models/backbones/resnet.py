@@ -1,6 +1,8 @@
 """ResNet family: resnet18/34/50/101/152, resnext50_32x4d, wide_resnet50_2 (torchvision).
 
-Positions are the residual blocks `layer1.0` .. `layer4.2`. The attentive blocks below take over
+Positions are the residual blocks `layer1.0` .. `layer4.2`, declared from the blocks per stage
+and the block type that torchvision's builders pass (`_resnet(Bottleneck, [3, 4, 6, 3], ...)`);
+a spec names a block by its module path. The attentive blocks below take over
 the submodules of a real torchvision block (same attribute names, so state_dict keys stay
 `layer3.5.conv1.weight` and ImageNet checkpoints load unchanged) and add `attention` plus its
 placement. Only `forward` is ours: torchvision's forward with the attention call where the
@@ -13,7 +15,18 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from attnas.models.backbones.base import BackboneFamily
+from attnas.models.backbones.base import BackboneFamily, Position
+
+#: model -> (blocks per stage, channel expansion of its block: 1 for BasicBlock, 4 for Bottleneck)
+ARCHITECTURES: dict[str, tuple[tuple[int, ...], int]] = {
+    "resnet18": ((2, 2, 2, 2), 1),
+    "resnet34": ((3, 4, 6, 3), 1),
+    "resnet50": ((3, 4, 6, 3), 4),
+    "resnet101": ((3, 4, 23, 3), 4),
+    "resnet152": ((3, 8, 36, 3), 4),
+    "resnext50_32x4d": ((3, 4, 6, 3), 4),  # wider groups inside the block, the same output channels
+    "wide_resnet50_2": ((3, 4, 6, 3), 4),
+}
 
 
 class _Attentive:
@@ -63,14 +76,16 @@ class AttentiveBasicBlock(_Attentive, BasicBlock):
 
 
 class ResNetFamily(BackboneFamily):
-    names = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2")
+    names = tuple(ARCHITECTURES)
     classifier_prefixes = ("fc.",)
 
-    def stages(self, net: nn.Module) -> list[tuple[str, nn.Sequential]]:
-        return [(name, getattr(net, name)) for name in ("layer1", "layer2", "layer3", "layer4")]
+    def positions(self, name: str) -> tuple[Position, ...]:
+        depths, expansion = ARCHITECTURES[name]
+        return tuple(Position(f"layer{s}.{i}", f"layer{s}.{i}", f"layer{s}", 64 * 2 ** (s - 1) * expansion)
+                     for s, depth in enumerate(depths, 1) for i in range(depth))
 
-    def block_channels(self, block: nn.Module) -> int:
-        return (block.bn3 if isinstance(block, Bottleneck) else block.bn2).num_features
+    def out_channels(self, name: str) -> int:
+        return 512 * ARCHITECTURES[name][1]
 
     def attach(self, block: nn.Module, attention: nn.Module, placement: str) -> nn.Module:
         if isinstance(block, Bottleneck):
