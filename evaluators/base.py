@@ -126,6 +126,9 @@ class LatencySource(abc.ABC):
 
     #: the dataclass of this source's own settings (`evaluator.latency.<source>.*`), or None
     settings_class: ClassVar[type | None] = None
+    #: the name it is registered under (`evaluator.latency.source=<name>`); the dashboard finds its
+    #: `describe` by the name the trials recorded, so registration checks the two agree
+    name: ClassVar[str] = ""
 
     @classmethod
     @abc.abstractmethod
@@ -148,7 +151,8 @@ class LatencySource(abc.ABC):
         return {}
 
     def context(self) -> dict[str, Any]:
-        return {}
+        """Where the numbers come from, recorded with every trial; at least the source's name."""
+        return {"latency_source": self.name}
 
     @classmethod
     def describe(cls, context: dict[str, Any]) -> str:

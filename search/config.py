@@ -61,5 +61,6 @@ class SearchConfig:
     train_infeasible: bool = False
     multifidelity: MultiFidelityConfig = field(default_factory=MultiFidelityConfig)  # MO-ASHA rungs
     finalists: FinalistsConfig = field(default_factory=FinalistsConfig)  # a stand-alone second stage
+    plugins: list[str] = field(default_factory=list)  # modules imported first, registering their entries (apps/plugins.py)
 
 

@@ -47,6 +47,7 @@ class TimedLatency(LatencySource):
     dashboard), never silently trusted.
     """
 
+    name = "timer"
     config: LatencyConfig = field(default_factory=LatencyConfig)
     retries: int = 2
     max_spread: float = 0.25
@@ -115,6 +116,7 @@ class ProfileLatency(LatencySource):
     """Latency predicted from a device profile (`attnas-profile`): no timing during the search,
     the target device's numbers instead of this machine's."""
 
+    name = "profile"
     profile: LatencyProfile
     path: str = ""
 
@@ -155,6 +157,9 @@ def _check_source(name: str, cls: Any) -> None:
     if not (isinstance(cls, type) and issubclass(cls, LatencySource)) or getattr(cls, "__abstractmethods__", None):
         raise TypeError(f"latency source {name!r} must be a LatencySource subclass implementing every abstract method, "
                         f"got {cls!r}")
+    if cls.name != name:
+        raise ValueError(f"latency source {name!r}: {cls.__name__}.name is {cls.name!r}; set name = {name!r}, the name "
+                         f"it is registered under")
 
 
 #: latency source name (`evaluator.latency.source`) -> class with `from_config(settings, device)`

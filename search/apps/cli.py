@@ -20,6 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
 from attnas.search.apps.config import register_configs
+from attnas.search.apps.plugins import load_plugins
 from attnas.search.apps.validate import check_group_choice, check_keys, describe_config_error, missing_keys, typed
 from attnas.search.config import ConfigError
 
@@ -75,6 +76,11 @@ def hydra_app(task: Callable[[Any], None], config_name: str, prog: str) -> Calla
         import optuna
 
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        try:
+            load_plugins(sys.argv[1:])  # before the configs: what plugins register is a valid value
+        except ConfigError as failed:
+            print(f"{prog}: error: {failed}", file=sys.stderr)
+            sys.exit(2)
         register_configs()
         error = precheck(config_name, sys.argv[1:])
         if error is not None:

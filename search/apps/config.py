@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from importlib import resources
 from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
@@ -24,7 +26,7 @@ from attnas.evaluators.reid.datasets import DATASETS
 from attnas.search.config import ConfigError, SearchConfig
 from attnas.search.samplers import SAMPLERS
 from attnas.space import SpaceConfig
-from attnas.models import INPUT_SIZE
+from attnas.models import INPUT_SIZE, backbone_names
 
 
 @dataclass
@@ -35,6 +37,7 @@ class ReportConfig:
     study_name: str = MISSING
     out: Optional[str] = None  # None: next to the storage, <folder of the .db>/reports/<study_name>
     profile: Optional[str] = None  # redraw with another device's latency, predicted from this profile
+    plugins: list[str] = field(default_factory=list)  # modules that registered the study's entries (apps/plugins.py)
 
 
 @dataclass
@@ -53,6 +56,7 @@ class ExportConfig:
     untrained: bool = False  # with model=true and no weights: export random weights, marked untrained
     profile: Optional[str] = None  # pick by another device's latency, predicted from this profile
     input_size: list[int] = field(default_factory=lambda: list(INPUT_SIZE))
+    plugins: list[str] = field(default_factory=list)  # modules that registered the study's entries (apps/plugins.py)
 
 
 def default_output(storage: str, study_name: str, kind: str) -> str:
@@ -80,6 +84,7 @@ class ProfileConfig:
     repeats: int = 30  # timed (single-block, plain) pairs per entry
     resume: bool = True  # keep what a killed run measured
     progress: bool = True
+    plugins: list[str] = field(default_factory=list)  # modules registering entries first (apps/plugins.py)
 
 
 def sweep_name() -> str:
@@ -116,3 +121,32 @@ def register_configs() -> None:
         store.store(group="evaluator", name=f"base_{kind}", node=evaluator.config_class)
     for name, (schema, _) in SAMPLERS.items():
         store.store(group="sampler", name=f"base_{name}", node=schema)
+    store_unlisted_options(store)
+
+
+def store_unlisted_options(store: ConfigStore) -> None:
+    """An entry registered without a yaml standing for it (a plugin's, a test's) is an option all
+    the same, named after it, with its schema's defaults: `dataset=<name>`, `evaluator=<type>`,
+    `sampler=<name>`, and `space=<backbone>` for every registered backbone (the plain backbone its
+    reference). A yaml, where there is one, is the option instead."""
+    groups = {"dataset": {name: entry.config_class(name=name) for name, entry in DATASETS.items()},
+              "evaluator": {kind: evaluator.config_class for kind, evaluator in EVALUATORS.items()},
+              "sampler": {name: schema for name, (schema, _) in SAMPLERS.items()}}
+    for group, nodes in groups.items():
+        extended = _extended_schemas(group)
+        for name, node in nodes.items():
+            if f"base_{name}" not in extended:
+                store.store(group=group, name=name, node=node)
+    spaces = {entry.name.removesuffix(".yaml") for entry in (resources.files("attnas.conf") / "space").iterdir()}
+    for backbone in backbone_names():
+        if backbone not in spaces:
+            store.store(group="space", name=backbone, node=SpaceConfig(backbone=backbone, references=[backbone]))
+
+
+def _extended_schemas(group: str) -> set[str]:
+    """The `base_<name>` schemas that the yaml files of `conf/<group>/` extend."""
+    found = set()
+    for entry in (resources.files("attnas.conf") / group).iterdir():
+        if entry.name.endswith(".yaml"):
+            found.update(d for d in (yaml.safe_load(entry.read_text()) or {}).get("defaults", []) if isinstance(d, str))
+    return found

@@ -12,17 +12,23 @@ import dataclasses
 from importlib import resources
 from typing import Any
 
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from attnas.search.config import ConfigError
 
 
 def group_options(group: str) -> list[str] | None:
-    """The options of config group `group` (`conf/<group>/*.yaml`), or None when it is no group."""
+    """The options of config group `group`, or None when it is no group: its yaml files
+    (`conf/<group>/*.yaml`) and the options stored for registry entries that have none (a
+    plugin's sampler, say; `attnas.search.apps.config.register_configs`), schemas excluded."""
     folder = resources.files("attnas.conf") / group
     if not folder.is_dir():
         return None
-    return sorted(entry.name.removesuffix(".yaml") for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+    files = {entry.name.removesuffix(".yaml") for entry in folder.iterdir() if entry.name.endswith(".yaml")}
+    store = ConfigStore.instance()
+    stored = {name.removesuffix(".yaml") for name in store.list(group)} if group in store.repo else set()
+    return sorted(files | {name for name in stored if not name.startswith("base_")})
 
 
 def check_group_choice(key: str, value: Any) -> None:
