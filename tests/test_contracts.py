@@ -341,3 +341,25 @@ def test_a_data_set_is_a_loader_and_its_config_schema(tmp_path, monkeypatch):
                               "space=resnet18", "n_trials=2", data=(f"dataset.root={root}",))
     assert study.user_attrs["data"]["summary"].startswith("few_ids: train 10 ids")
     assert study.user_attrs["validation"]["ids"] and all(math.isfinite(t.values[0]) for t in complete(study).values())
+
+
+# -- a plugin -------------------------------------------------------------------------------------
+def test_a_plugin_registers_entries_without_editing_attnas(tmp_path, monkeypatch, capsys):
+    """Without editing attnas: put the registration in a module of your own and name it in
+    `plugins=[...]`; it is imported before the config is checked (workers import it too)."""
+    (tmp_path / "my_gates.py").write_text("from attnas.models import BLOCKS\nfrom tests.test_contracts import Gate\n\n"
+                                          "BLOCKS.register('plugged_gate', Gate)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        study = attnas_search(tmp_path, monkeypatch, "plugins=[my_gates]", "space=resnet18", "space.blocks=[plugged_gate]",
+                              "evaluator=cost", "n_trials=2", "space.references=[resnet18,'resnet18:layer4.1=plugged_gate']")
+    finally:
+        BLOCKS.pop("plugged_gate", None)
+        sys.modules.pop("my_gates", None)
+    assert set(complete(study)) == {"resnet18", "resnet18:layer4.1=plugged_gate"}
+    monkeypatch.setattr(sys, "argv", ["attnas-search", "plugins=[no_such_plugin]"])
+    with pytest.raises(SystemExit) as exit:
+        search_app.main()
+    assert exit.value.code == 2
+    assert capsys.readouterr().err.startswith("attnas-search: error: plugin 'no_such_plugin' cannot be imported: "
+                                              "ModuleNotFoundError: No module named 'no_such_plugin'; a plugin is a module")
