@@ -4,7 +4,7 @@ The ratio to the plain backbone timed interleaved is what the search optimises; 
 spread ((max - min) / mean over the repeats; goal <= 3%) beside the spread of the raw median
 milliseconds of the same runs, which a noisy machine moves far more.
 
-    python -m bench.latency_ratio [--repeats 20] [--threads 2]
+    python -m bench.latency_ratio [--repeats 20] [--threads 2] [--specs SPEC ...]
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=20, help="timed pairs per measurement")
     parser.add_argument("--measurements", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--specs", nargs="+", default=SPECS, help="specs to time, each against its plain backbone")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     evaluator = LatencyEvaluator(TimedLatency(LatencyConfig(threads=args.threads, repeats=args.repeats, warmup=3)))
-    for spec in SPECS:
+    for spec in args.specs:
         runs = [evaluator.measure_cost(spec) for _ in range(args.measurements)]
         ratios = np.array([r["latency_ratio"] for r in runs])
         ms = np.array([r["latency_ms"] for r in runs])

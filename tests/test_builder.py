@@ -204,3 +204,24 @@ def test_bad_builder_arguments_are_explained():
         build_model("resnet18", num_classes=2, last_stride=3)
     with pytest.raises(ValueError, match="unknown backbone 'resnet19'; valid backbones: resnet18, .*convnext_tiny"):
         build_model("resnet19", num_classes=2)
+
+
+def test_a_family_whose_declaration_cannot_hold_is_refused_at_registration():
+    from attnas.models import FAMILIES
+    from attnas.models.backbones import Position
+    from attnas.models.backbones.resnet import ResNetFamily
+
+    class Broken(ResNetFamily):
+        names = ("resnet18_broken",)
+
+        def positions(self, name):
+            return (Position("a.0", "layer1.0", "a", 64), Position("b.0", "layer2.0", "b", 128),
+                    Position("a.0", "layer3.0", "a", 256), Position("b", "layer4.0", "c", 0))
+
+        def out_channels(self, name):
+            return 512
+
+    with pytest.raises(ValueError, match="invalid layout for resnet18_broken: position 'a.0' declared twice; stage 'a' is "
+                                         "not one run of positions; stage 'b' is also a position name; b has 0 channels"):
+        FAMILIES.register("broken", Broken())
+    assert "broken" not in FAMILIES

@@ -14,18 +14,10 @@ from attnas.evaluators.supernet_evaluator import sample_path
 from attnas.models import BLOCKS, attention_modules, backbone_family, build_model, layout
 from attnas.models.supernet import Supernet
 from attnas.space import ArchSpec, SearchSpace
+from tests.test_supernet import trained_looking as perturbed  # weights off identity: placements then differ
 
 MODELS = ("mobilenet_v3_large", "mobilenet_v3_small")
 X = torch.randn(2, 3, 64, 32)
-
-
-def perturbed(model):
-    """Every weight moved off its identity initialisation, so placements compute different functions."""
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.add_(torch.randn_like(param) * 0.05)
-    return model
 
 
 @pytest.mark.parametrize("backbone", MODELS)

@@ -122,9 +122,10 @@ class BackboneLayout:
         return self.position(position).channels
 
     def describe(self) -> str:
-        """Positions in short form, a stage at a time: `layer1.0-2, layer2.0-3, ...`,
-        `features.1, features.2-3, ...`."""
-        return ", ".join(_span([p.name for p in self._run(stage.name)]) for stage in self.stages)
+        """Positions in short form, a stage at a time, named where the positions do not name it:
+        `layer1.0-2, layer2.0-3, ...`, `stride2: features.1, stride4: features.2-3, ...`."""
+        spans = {stage.name: _span([p.name for p in self._run(stage.name)]) for stage in self.stages}
+        return ", ".join(span if span.startswith(f"{stage}.") else f"{stage}: {span}" for stage, span in spans.items())
 
 
 def _span(names: list[str]) -> str:
