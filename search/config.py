@@ -61,5 +61,7 @@ class SearchConfig:
     train_infeasible: bool = False
     multifidelity: MultiFidelityConfig = field(default_factory=MultiFidelityConfig)  # MO-ASHA rungs
     finalists: FinalistsConfig = field(default_factory=FinalistsConfig)  # a stand-alone second stage
+    # measure the study's flagged (disturbed) latencies again, in place, and stop: no new trials
+    retime: bool = False
 
 

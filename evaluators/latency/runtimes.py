@@ -41,22 +41,22 @@ def check_runtime(runtime: str, precision: str, device: str, cuda_graphs: bool =
     import importlib.util
 
     if runtime not in RUNTIMES:
-        raise ValueError(f"evaluator.latency.runtime={runtime!r} is not a runtime; valid: {', '.join(RUNTIMES)}")
+        raise ValueError(f"runtime={runtime!r} is not a runtime; valid: {', '.join(RUNTIMES)}")
     if precision not in PRECISIONS:
-        raise ValueError(f"evaluator.latency.precision={precision!r} is not a precision; valid: {', '.join(PRECISIONS)}")
+        raise ValueError(f"precision={precision!r} is not a precision; valid: {', '.join(PRECISIONS)}")
     on_cuda = torch.device(device).type == "cuda"
     if runtime in EXTRAS and importlib.util.find_spec(EXTRAS[runtime][0]) is None:
-        raise ValueError(f"evaluator.latency.runtime={runtime} needs {EXTRAS[runtime][0]}, which is not installed: "
+        raise ValueError(f"runtime={runtime} needs {EXTRAS[runtime][0]}, which is not installed: "
                          f"{EXTRAS[runtime][1]}")
     if runtime == "tensorrt" and not on_cuda:
-        raise ValueError("evaluator.latency.runtime=tensorrt runs on CUDA only; use device=cuda, or runtime=onnxruntime on the CPU")
+        raise ValueError("runtime=tensorrt runs on CUDA only; use device=cuda, or runtime=onnxruntime on the CPU")
     if runtime == "onnxruntime" and precision == "bf16":
-        raise ValueError("evaluator.latency.runtime=onnxruntime has no bf16 kernels; use precision=fp16 or fp32, or runtime=tensorrt")
+        raise ValueError("runtime=onnxruntime has no bf16 kernels; use precision=fp16 or fp32, or runtime=tensorrt")
     if cuda_graphs and not (on_cuda and runtime == "eager"):
-        raise ValueError("evaluator.latency.timer.cuda_graphs=true needs runtime=eager on device=cuda (ONNX Runtime and TensorRT "
+        raise ValueError("cuda_graphs=true needs runtime=eager on device=cuda (ONNX Runtime and TensorRT "
                          "launch their own kernels)")
     if channels_last and runtime != "eager":
-        raise ValueError(f"evaluator.latency.timer.channels_last=true is an eager setting; runtime={runtime} chooses its own layout")
+        raise ValueError(f"channels_last=true is an eager setting; runtime={runtime} chooses its own layout")
 
 
 def runner(model: nn.Module, cfg: "LatencyConfig") -> Callable[[], float]:
@@ -161,7 +161,7 @@ def _onnxruntime(model: nn.Module, x: torch.Tensor, dtype: torch.dtype, device: 
     provider: Any = "CPUExecutionProvider"
     if device.type == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise RuntimeError("evaluator.latency.runtime=onnxruntime on CUDA needs onnxruntime-gpu (this ONNX Runtime has "
+            raise RuntimeError("runtime=onnxruntime on CUDA needs onnxruntime-gpu (this ONNX Runtime has "
                                f"{', '.join(ort.get_available_providers())}): pip install onnxruntime-gpu")
         provider = ("CUDAExecutionProvider", {"device_id": device.index})
     session = ort.InferenceSession(onnx_bytes(model, x), options, providers=[provider])
