@@ -88,3 +88,7 @@ def place(text: str, worker: int) -> str:
     if kind == "cpu" and count <= 1:
         return "cpu"
     return f"{kind}:{worker % max(count, 1)}"
+
+
+# the lock's old home: callers that import it from here keep working
+from attnas.evaluators.device_lock import DEVICE_LOCK, DeviceLock  # noqa: E402,F401
