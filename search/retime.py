@@ -2,9 +2,10 @@
 
 A timing that stayed disturbed after its retries is kept but flagged (`latency_unreliable`), and
 neither profiles nor placement rules use it. Re-timing it later, on a quiet machine, rewrites
-every trial that holds that spec: its latency metrics, its objective values and constraints,
-where it was measured (`measured_on`), and a `retimed` record of what it was; the study keeps a
-`retime_log`. Nothing is trained and no trial is added.
+every trial that holds that spec when the new timing is undisturbed (one still disturbed is no
+better, and the trials are left as they are): its latency metrics, its objective values and
+constraints, where it was measured (`measured_on`), and a `retimed` record of what it was; the
+study keeps a `retime_log`. Nothing is trained and no trial is added.
 
 Optuna refuses to change a finished trial through its API (`check_trial_is_updatable`; there is
 no public way), so this module owns the one workaround: on RDB storages (SQLite, PostgreSQL,
@@ -45,7 +46,8 @@ class Retimed:
             return f"study {self.study.study_name}: no flagged latency to re-time"
         still = (f"; {len(self.still_flagged)} still disturbed ({', '.join(self.still_flagged[:3])}"
                  f"{', ...' if len(self.still_flagged) > 3 else ''}): run again on a quieter machine") if self.still_flagged else ""
-        return f"study {self.study.study_name}: re-timed {len(self.specs)} flagged spec(s) in {self.trials} trial(s){still}"
+        done = len(self.specs) - len(self.still_flagged)
+        return f"study {self.study.study_name}: re-timed {done} of {len(self.specs)} flagged spec(s), {self.trials} trial(s) rewritten{still}"
 
 
 def flagged(study: optuna.Study) -> dict[str, list[FrozenTrial]]:
@@ -68,6 +70,11 @@ def retime(s: "SearchSetup") -> Retimed:
     now = datetime.datetime.now().isoformat(timespec="seconds")
     for spec, trials in groups.items():
         cost = s.evaluator.remeasure_cost(spec)
+        result.specs.append(spec)
+        if cost.get("latency_unreliable"):  # disturbed again: no better than what the trials hold; left as is
+            result.still_flagged.append(spec)
+            log.info("re-timing %s still looks disturbed; its trials are left as they are", spec)
+            continue
         for trial in trials:
             before = trial.user_attrs.get("metrics") or {}
             metrics = before | cost
@@ -78,11 +85,8 @@ def retime(s: "SearchSetup") -> Retimed:
                 if s.constraints else None
             _rewrite(backend, trial, attrs, values, constraints)
             result.trials += 1
-        result.specs.append(spec)
-        if cost.get("latency_unreliable"):
-            result.still_flagged.append(spec)
-        log.info("re-timed %s: latency_ratio %.4g -> %.4g%s", spec, trials[0].user_attrs.get("latency_ratio", float("nan")),
-                 cost.get("latency_ratio", float("nan")), " (still disturbed)" if cost.get("latency_unreliable") else "")
+        log.info("re-timed %s: latency_ratio %.4g -> %.4g", spec, trials[0].user_attrs.get("latency_ratio", float("nan")),
+                 cost.get("latency_ratio", float("nan")))
     if result.specs:
         history = list(study.user_attrs.get("retime_log") or [])
         study.set_user_attr("retime_log", history + [{"at": now, "specs": result.specs, "trials": result.trials,

@@ -40,6 +40,10 @@ def test_a_disturbed_search_states_no_latency_finding_and_retime_true_measures_i
     assert marked and all("nl" in spec or ":" not in spec for spec in marked)  # the impossible ones, and the plain one
     assert latency_findings(study) == []  # "nl ... -46% latency" would come from disturbed timings only
 
+    still_busy = retime(setup(config(tmp_path, *LATENCY_STUDY, "retime=true", "enqueue_references=false")))
+    assert sorted(still_busy.still_flagged) == sorted(marked) and still_busy.trials == 0  # no better: left as they are
+    assert flagged(still_busy.study).keys() == marked.keys()
+
     monkeypatch.setattr(sources, "measure_latency_ratio", timings(busy=False))
     result = retime(setup(config(tmp_path, *LATENCY_STUDY, "retime=true", "enqueue_references=false")))
     assert sorted(result.specs) == sorted(marked) and not result.still_flagged
