@@ -89,7 +89,7 @@ def run_retime(prepared, cfg: SearchConfig) -> None:
 
     result = retime(prepared)
     log.info("%s", result.summary)
-    if cfg.report and result.specs:
+    if cfg.report and result.trials:
         log.info("report: %s", write_report(result.study, default_output(cfg.storage, result.study.study_name, "report"))["html"])
 
 
