@@ -84,6 +84,7 @@ def run(cfg: SearchConfig) -> None:
 
 
 def run_retime(prepared, cfg: SearchConfig) -> None:
+    """`retime=true`: the flagged latencies of the study re-measured in place (`attnas.search.retime`)."""
     from attnas.search.analysis.report import write_report
     from attnas.search.retime import retime
 

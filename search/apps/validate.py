@@ -43,11 +43,9 @@ def _children(node: DictConfig | ListConfig):
 def _nested(schema: Any, key: str) -> str:
     """`; did you mean timer.repeats?` when `key` is a field of one of the schema's sub-schemas
     (a latency source's own settings), else ''."""
-    found = [f"{f.name}.{key}" for f in dataclasses.fields(schema) if isinstance(f.type, type) and dataclasses.is_dataclass(f.type)
-             and key in {g.name for g in dataclasses.fields(f.type)}]
-    if not found:  # annotations are strings under `from __future__ import annotations`: look at the defaults
-        found = [f"{f.name}.{key}" for f in dataclasses.fields(schema) if f.default_factory is not dataclasses.MISSING
-                 and dataclasses.is_dataclass(default := f.default_factory()) and hasattr(default, key)]
+    # the sub-schemas are read off the defaults (annotations are strings under `from __future__ import annotations`)
+    found = [f"{f.name}.{key}" for f in dataclasses.fields(schema) if f.default_factory is not dataclasses.MISSING
+             and dataclasses.is_dataclass(default := f.default_factory()) and hasattr(default, key)]
     return f"; did you mean {' or '.join(found)}?" if found else ""
 
 
