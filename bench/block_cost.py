@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from attnas.evaluators import LatencyConfig, measure_latency_ratio, model_cost
-from attnas.evaluators.device import DEVICE_LOCK
+from attnas.evaluators.device_lock import DEVICE_LOCK
 from attnas.evaluators.latency.profile import measure_profile
 from attnas.models import BLOCKS, build_model, layout
 from attnas.space import ArchSpec, SearchSpace
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> None:
     config = LatencyConfig(device=args.device, threads=args.threads, warmup=5, repeats=args.repeats)
     path = args.profile or f"profiles/resnet50-{args.device}-{args.threads}t-b1-256x128.json"
     profile = measure_profile(SearchSpace("resnet50", "all", max_blocks=3), config, path, progress=False)
+    if profile.disturbed:  # attnas-profile leaves entries it could not time quietly out of the file
+        raise SystemExit(f"{len(profile.disturbed)} profile entries stayed disturbed ({', '.join(sorted(profile.disturbed)[:3])}, ...): "
+                         f"run again on a quiet machine; it measures only those")
     where = layout("resnet50")
     base = model_cost(build_model("resnet50", 751))
     print(f"# {profile.describe()}; plain resnet50 {profile.plain_ms:.1f} ms, {base.gflops:.2f} GFLOPs; latency deltas in % of it")
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     plain = build_model("resnet50", 1)
     measured = {}
     for text in ("resnet101", THREE_CNL, "resnet50:layer2.3=cnl(r=8),layer3.5=cnl(r=8),layer4.2=cnl(r=8)"):
-        with DEVICE_LOCK.exclusive():
+        with DEVICE_LOCK.exclusive(args.device):
             measured[text] = measure_latency_ratio(build_model(text, 1), plain, config).ratio
         print(f"case=measured spec={text} ratio={measured[text]:.3f}", flush=True)
     channel = ("se", "eca", "cbam", "gc")

@@ -20,7 +20,7 @@ import time
 import numpy as np
 import torch
 
-from attnas.evaluators.device import DEVICE_LOCK
+from attnas.evaluators.device_lock import DEVICE_LOCK
 from attnas.evaluators.latency.timing import LatencyConfig, measure_latency_ratio
 from attnas.evaluators.latency.profile import measure_profile
 from attnas.models import build_model
@@ -54,13 +54,16 @@ def main(argv: list[str] | None = None) -> None:
     path = args.profile or f"profiles/resnet50-{args.device}-{args.threads}t-b1-256x128.json"
     started = time.perf_counter()
     profile = measure_profile(space, config, path, progress=False)
+    if profile.disturbed:  # attnas-profile leaves entries it could not time quietly out of the file
+        raise SystemExit(f"{len(profile.disturbed)} profile entries stayed disturbed ({', '.join(sorted(profile.disturbed)[:3])}, ...): "
+                         f"run again on a quiet machine; it measures only those")
     print(f"case=profile path={path} entries={len(profile.entries)} plain_ms={profile.plain_ms:.1f} device={profile.describe()} "
           f"seconds={time.perf_counter() - started:.0f}", flush=True)
     plain = build_model("resnet50", num_classes=1)
     rows = []
     for spec in [*map(ArchSpec.parse, REFERENCES), *random_specs(space, args.specs, args.seed)]:
         predicted, predicted_se = profile.predict(spec)
-        with DEVICE_LOCK.exclusive():
+        with DEVICE_LOCK.exclusive(args.device):
             timing = measure_latency_ratio(build_model(spec, num_classes=1), plain, config)
         error = 100 * (predicted - timing.ratio)
         stages = list(spec.stages().values())

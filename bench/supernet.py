@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.search:
         folder = Path(args.noise).parent / f"oneshot-{args.dataset}"
         command = [sys.executable, "-m", "attnas.search.apps.search_app", "evaluator=supernet", f"n_trials={args.search}",
-                   "evaluator.latency.source=profile", f"evaluator.latency.profile={args.profile}", "sampler=tpe",
+                   "evaluator.latency.source=profile", f"evaluator.latency.profile.path={args.profile}", "sampler=tpe",
                    f"evaluator.parent_dir={Path(args.noise).parent / 'parents'}", f"hydra.run.dir={folder}", "progress=false",
                    *( [f"dataset={args.dataset}"] if args.dataset != "synthetic" else
                       ["dataset.root=" + str(data.root)] )]

@@ -18,7 +18,7 @@ from attnas.evaluators.config import (
 from attnas.evaluators.cost import ModelCost, count_flops, count_params, model_cost
 from attnas.evaluators.cost_evaluators import CostEvaluator, LatencyEvaluator
 from attnas.evaluators.latency.timing import LatencyConfig, LatencyResult, measure_latency, measure_latency_ratio
-from attnas.evaluators.latency.sources import LATENCY_SOURCES, TimedLatency
+from attnas.evaluators.latency.sources import LATENCY_SOURCES, ProfileSettings, TimedLatency, TimerSettings
 from attnas.evaluators.metric_registry import METRICS, Metric, metric
 from attnas.evaluators.base import Evaluator, LatencySource
 from attnas.evaluators.registry import EVALUATORS, make_evaluator
@@ -28,7 +28,7 @@ from attnas.evaluators.reid.training import BUDGETS, TrainConfig, budget, train
 __all__ = [
     "BUDGETS", "CachedEvaluator", "CostEvaluator", "CostEvaluatorConfig", "DatasetConfig", "DeviceConfig", "EVALUATORS",
     "Evaluator", "EvaluatorConfig", "LATENCY_SOURCES", "LatencyConfig", "LatencyEvaluator", "LatencyEvaluatorConfig",
-    "LatencyResult", "LatencySettings", "LatencySource", "METRICS", "Metric", "ModelCost", "ReIDEvaluator",
-    "ReIDEvaluatorConfig", "TimedLatency", "TrainConfig", "budget", "count_flops", "count_params", "make_dataset",
+    "LatencyResult", "LatencySettings", "LatencySource", "METRICS", "Metric", "ModelCost", "ProfileSettings", "ReIDEvaluator",
+    "ReIDEvaluatorConfig", "TimedLatency", "TimerSettings", "TrainConfig", "budget", "count_flops", "count_params", "make_dataset",
     "make_evaluator", "measure_latency", "measure_latency_ratio", "metric", "model_cost", "train",
 ]

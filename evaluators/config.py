@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from attnas.evaluators.device import DeviceConfig
-from attnas.evaluators.latency.sources import LatencySettings
+from attnas.evaluators.latency.sources import LatencySettings, ProfileSettings, TimerSettings  # noqa: F401 - re-exported
 from attnas.evaluators.reid.datasets.config import (  # noqa: F401 - the dataset group's schemas, re-exported
     CUHK03Config, DatasetConfig, SplitDatasetConfig, SyntheticDatasetConfig, loader_options)
 from attnas.evaluators.reid.training import TrainOverrides

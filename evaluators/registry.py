@@ -12,6 +12,8 @@ from typing import Any
 from attnas.evaluators.base import Evaluator, check_evaluator_class
 from attnas.evaluators.cache import CachedEvaluator
 from attnas.evaluators.config import DatasetConfig, DeviceConfig, EvaluatorConfig
+from attnas.evaluators.device import check_device
+from attnas.evaluators.device_lock import DEVICE_LOCK
 from attnas.evaluators.cost_evaluators import CostEvaluator, LatencyEvaluator
 from attnas.evaluators.reid_evaluator import ReIDEvaluator
 from attnas.evaluators.supernet_evaluator import SupernetEvaluator
@@ -30,10 +32,7 @@ def make_evaluator(cfg: EvaluatorConfig, dataset: DatasetConfig | None, device: 
                    workdir: str | Path | None = None, cache_path: str | Path | None = None) -> CachedEvaluator:
     """The configured evaluator, cached by spec and seed (in `cache_path` when given)."""
     cls = EVALUATORS.get_entry(cfg.type)
-    if device.type == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise RuntimeError("device=cuda asked for, but CUDA is not available on this machine; use device=cpu")
+    check_device(device.type)  # `gpu`, `cuda:7` on a 2-GPU machine, CUDA on a CPU machine: one line, before any work
+    DEVICE_LOCK.configure(device.lock_dir)
     inner = cls.from_config(cfg, dataset, device, None if workdir is None else str(workdir))
     return CachedEvaluator(inner, cache_path)

@@ -23,6 +23,7 @@ import torch
 from attnas.evaluators.artefacts import made_once
 from attnas.evaluators.metric_registry import retrieval_metrics, retrieval_names
 from attnas.evaluators.config import DeviceConfig, ReIDEvaluatorConfig, SyntheticDatasetConfig, DatasetConfig, loader_options
+from attnas.evaluators.device import device_type
 from attnas.evaluators.cost_evaluators import CostEvaluator
 from attnas.evaluators.reid.datasets import load_dataset
 from attnas.evaluators.reid.datasets.base import ImageRecord, ReIDDataset, stats
@@ -44,6 +45,12 @@ def make_dataset(cfg: DatasetConfig) -> ReIDDataset:
     if isinstance(cfg, SyntheticDatasetConfig):
         generate(root, cfg.synth)  # once: kept when complete, made under a lock otherwise
     return load_dataset(cfg.name, root, **loader_options(cfg))
+
+
+def placement_free(cfg: TrainConfig) -> dict[str, Any]:
+    """A training config as the study's identity holds it: `cuda`, not `cuda:1` (workers of one study
+    on several GPUs compare their results and share one parent and one supernet)."""
+    return asdict(replace(cfg, device=device_type(cfg.device)))
 
 
 @dataclass
@@ -135,10 +142,10 @@ class ReIDEvaluator(Evaluator):
         return self._identity
 
     def fingerprint(self) -> str:
-        settings = ["reid", *self._data_identity(), asdict(replace(self.train_config, seed=0)),
+        settings = ["reid", *self._data_identity(), placement_free(replace(self.train_config, seed=0)),
                     self.num_val_ids, *([self.validation] if self.validation != "auto" else []), self.pretrained, self.split_seed, list(self.input_size),
                     self.latency.fingerprint() if self.latency is not None else None]
-        return digest(settings + ([asdict(self.parent)] if self.parent is not None else []))
+        return digest(settings + ([placement_free(self.parent)] if self.parent is not None else []))
 
     def context(self) -> dict[str, Any]:
         return self.latency.context() if self.latency is not None else {}
@@ -160,7 +167,7 @@ class ReIDEvaluator(Evaluator):
         """Path of the trained plain `backbone`'s weights (a torchvision state_dict), trained if missing."""
         assert self.parent is not None and self.parent_path is not None
         self.prepare()
-        name = digest(["parent", backbone, *self._data_identity(), asdict(self.parent), self.num_val_ids,
+        name = digest(["parent", backbone, *self._data_identity(), placement_free(self.parent), self.num_val_ids,
                        self.pretrained, self.split_seed])
         path = Path(self.parent_path) / f"parent-{backbone}-{name}.pt"
 

@@ -17,7 +17,7 @@ the likely front stand-alone.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +26,11 @@ from torch import nn
 
 from attnas.evaluators.artefacts import made_once
 from attnas.evaluators.metric_registry import retrieval_metrics
-from attnas.evaluators.device import DEVICE_LOCK
+from attnas.evaluators.device_lock import DEVICE_LOCK
 from attnas.evaluators.config import DatasetConfig, DeviceConfig, ReIDEvaluatorConfig
 from attnas.evaluators.reid.data import train_loader
 from attnas.evaluators.base import digest
-from attnas.evaluators.reid_evaluator import ReIDEvaluator
+from attnas.evaluators.reid_evaluator import ReIDEvaluator, placement_free
 from attnas.evaluators.reid.training import batch_shape, evaluate_model, train
 from attnas.models.supernet import Supernet
 from attnas.space import ArchSpec, SearchSpace, as_spec
@@ -92,7 +92,7 @@ class SupernetEvaluator(ReIDEvaluator):
 
     def supernet_path(self) -> Path:
         parent = self.parent_weights(self.space.backbone) if self.parent is not None else self.pretrained
-        name = digest(["supernet", self.space.identity(), str(parent), *self._data_identity(), asdict(self.train_config),
+        name = digest(["supernet", self.space.identity(), str(parent), *self._data_identity(), placement_free(self.train_config),
                        self.num_val_ids, self.split_seed])
         return Path(self.parent_path or ".") / f"supernet-{self.space.backbone}-{name}.pt"
 
@@ -133,7 +133,7 @@ class SupernetEvaluator(ReIDEvaluator):
         loader = train_loader(self.train_records, cfg.height, cfg.width, p, k, seed=seed, workers=0, random_erasing=0.0)
         batches = [images.to(cfg.device) for images, _, _ in
                    (batch for _, batch in zip(range(self.calibration_batches), loader))]
-        with DEVICE_LOCK.shared():
+        with DEVICE_LOCK.shared(cfg.device):
             recalibrate_batch_norm(net, batches)
         ranks = evaluate_model(net, self.val_query, self.val_gallery, cfg)
         return retrieval_metrics(ranks) | {"train_seconds": 0.0}

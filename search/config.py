@@ -62,5 +62,7 @@ class SearchConfig:
     multifidelity: MultiFidelityConfig = field(default_factory=MultiFidelityConfig)  # MO-ASHA rungs
     finalists: FinalistsConfig = field(default_factory=FinalistsConfig)  # a stand-alone second stage
     plugins: list[str] = field(default_factory=list)  # modules imported first, registering their entries (apps/plugins.py)
+    # measure the study's flagged (disturbed) latencies again, in place, and stop: no new trials
+    retime: bool = False
 
 

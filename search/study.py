@@ -110,6 +110,11 @@ def setup(cfg: SearchConfig, cache_path: str | None = None, workdir: str | None 
     _check_or_record(study, "objectives", objectives, hint)
     _check_or_record(study, "space", space.identity(), hint)
     _check_or_record(study, "evaluator", evaluator.fingerprint(), hint)
+    timed_on = evaluator.context().get("timing_device")  # latency timed here: on the study's model of device only
+    if timed_on:
+        _check_or_record(study, "timing_device", timed_on, "this worker cannot time latencies comparable with the study's: "
+                         "run it on that device, or take latency from a profile of it (evaluator.latency.source=profile "
+                         "evaluator.latency.profile.path=PATH)")
     _check_or_record(study, "constraints", constraints, hint)
     if study.metric_names != objectives:  # optuna-dashboard and trials_dataframe show "mAP", not "values_0"
         study.set_metric_names(objectives)

@@ -56,7 +56,7 @@ def test_a_timing_waits_for_training_steps_and_new_steps_wait_for_the_timing(tmp
     import threading
     import time
 
-    from attnas.evaluators.device import DeviceLock
+    from attnas.evaluators.device_lock import DeviceLock
 
     lock, events = DeviceLock(tmp_path / "device"), []
     step_running, timing_waiting = threading.Event(), threading.Event()
@@ -98,7 +98,7 @@ def test_a_disturbed_timing_is_taken_again_then_flagged(monkeypatch, caplog):
 
     answers = [fake(1.9, 6.36, 0.4), fake(1.01, 0.05, 0.005)]  # a busy first timing, then a quiet one
     monkeypatch.setattr(source, "measure_latency_ratio", lambda *args, **kwargs: answers.pop(0))
-    timer = source.TimedLatency(LatencyConfig(input_size=(64, 32)))
+    timer = source.TimedLatency(LatencyConfig(input_size=(64, 32)), retries=2)
     measured = timer.measure("resnet18")
     assert measured["latency_ratio"] == 1.01 and measured["latency_attempts"] == 2 and measured["latency_unreliable"] == 0
     monkeypatch.setattr(source, "measure_latency_ratio", lambda *args, **kwargs: fake(1.894, 0.1, 0.01))

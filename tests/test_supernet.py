@@ -57,7 +57,7 @@ def _config(tmp_path, *overrides):
     from tests.test_search import config
 
     return config(tmp_path, "evaluator=supernet", "evaluator.budget=tiny", "evaluator.parent=tiny",
-                  "evaluator.num_val_ids=4", "evaluator.latency.input_size=[64,32]", "evaluator.latency.repeats=3",
+                  "evaluator.num_val_ids=4", "evaluator.latency.input_size=[64,32]", "evaluator.latency.timer.repeats=3",
                   "evaluator.calibration_batches=2", *overrides)
 
 

@@ -2,7 +2,9 @@
 
 A latency in milliseconds depends on the machine and on what else runs on it; the ratio to the
 plain backbone timed *interleaved* in the same process (A B A B ...) mostly does not, which is
-why the search optimises the ratio by default.
+why the search optimises the ratio by default. The model runs on the configured runtime and
+precision (`runtimes`); a timing stops after `max_seconds` with the pairs it has, so a disturbed
+machine cannot make it hold the device for minutes.
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ import platform
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Any
 
 import torch
 from torch import nn
+from attnas.evaluators.latency.runtimes import runner
 from attnas.models import INPUT_SIZE
+
+#: fewest timed samples (or pairs) a timing stopped by `max_seconds` still keeps
+MIN_SAMPLES = 3
 
 
 @dataclass
@@ -27,6 +33,25 @@ class LatencyConfig:
     warmup: int = 3
     repeats: int = 20
     channels_last: bool = False
+    runtime: str = "eager"  # eager | onnxruntime | tensorrt (attnas.evaluators.latency.runtimes)
+    precision: str = "fp32"  # fp32 | fp16 | bf16
+    cuda_graphs: bool = False  # eager on CUDA: replay one recorded graph instead of launching every kernel
+    max_seconds: float | None = None  # stop timing after this long (at least MIN_SAMPLES kept); None: all repeats
+
+    def identity(self) -> dict[str, Any]:
+        """What shapes the numbers, for fingerprints: the device's type, not its index (where a worker
+        times is placement), and the settings added since the first studies only when they differ
+        from their defaults, so those studies keep their fingerprint. `max_seconds` bounds how
+        long a timing may hold the device; it is policy, like the retries."""
+        from attnas.evaluators.device import device_type
+
+        settings = asdict(self)
+        settings["device"] = device_type(self.device)
+        settings.pop("max_seconds")
+        for name, default in (("runtime", "eager"), ("precision", "fp32"), ("cuda_graphs", False)):
+            if settings[name] == default:
+                settings.pop(name)
+        return settings
 
 
 @dataclass
@@ -41,6 +66,8 @@ class LatencyResult:
     torch_version: str = torch.__version__
     batch_size: int = 1
     input_size: tuple[int, int] = INPUT_SIZE
+    runtime: str = "eager"
+    precision: str = "fp32"
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -67,8 +94,16 @@ def median_se(values: list[float]) -> float:
 
 
 def device_name(device: torch.device) -> str:
+    """The model of the device (`NVIDIA H200`, the CPU's model name), as its owner would recognise it."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
     return platform.processor() or platform.machine()
 
 
@@ -92,75 +127,51 @@ def _summarise(samples: list[float], cfg: LatencyConfig, device: torch.device) -
         threads=torch.get_num_threads(),
         batch_size=cfg.batch_size,
         input_size=tuple(cfg.input_size),
+        runtime=cfg.runtime,
+        precision=cfg.precision,
     )
 
 
-def _timer(model: nn.Module, x: torch.Tensor, device: torch.device) -> Callable[[], float]:
-    """One forward pass, returned in ms; CUDA is timed with events after a synchronise."""
-    if device.type == "cuda":
-
-        def run_cuda() -> float:
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            torch.cuda.synchronize(device)
-            start.record()
-            model(x)
-            end.record()
-            torch.cuda.synchronize(device)
-            return start.elapsed_time(end)
-
-        return run_cuda
-
-    def run_cpu() -> float:
-        t0 = time.perf_counter()
-        model(x)
-        return (time.perf_counter() - t0) * 1000.0
-
-    return run_cpu
-
-
-def _prepare(model: nn.Module, cfg: LatencyConfig) -> tuple[nn.Module, torch.Tensor, torch.device]:
-    device = torch.device(cfg.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"latency device {cfg.device!r} asked for, but CUDA is not available; use device=cpu")
-    if cfg.threads is not None:
-        torch.set_num_threads(cfg.threads)
-    model = model.eval().to(device)
-    x = torch.randn(cfg.batch_size, 3, *cfg.input_size, device=device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    return model, x, device
+def _in_time(started: float, done: int, cfg: LatencyConfig) -> bool:
+    """Whether to take another sample: all `repeats`, unless `max_seconds` is over (and MIN_SAMPLES are in)."""
+    if done >= cfg.repeats:
+        return False
+    return cfg.max_seconds is None or done < MIN_SAMPLES or time.perf_counter() - started < cfg.max_seconds
 
 
 @torch.inference_mode()
 def measure_latency(model: nn.Module, cfg: LatencyConfig | None = None) -> LatencyResult:
     cfg = cfg or LatencyConfig()
-    model, x, device = _prepare(model, cfg)
-    run = _timer(model, x, device)
+    run = runner(model, cfg)
     for _ in range(cfg.warmup):
         run()
-    return _summarise([run() for _ in range(cfg.repeats)], cfg, device)
+    samples: list[float] = []
+    started = time.perf_counter()
+    while _in_time(started, len(samples), cfg):
+        samples.append(run())
+    return _summarise(samples, cfg, torch.device(cfg.device))
 
 
 @torch.inference_mode()
 def measure_latency_ratio(model: nn.Module, baseline: nn.Module, cfg: LatencyConfig | None = None) -> LatencyRatio:
     """Time `model` and `baseline` alternately, so drifts of the machine hit both alike."""
     cfg = cfg or LatencyConfig()
-    model, x, device = _prepare(model, cfg)
-    baseline, _, _ = _prepare(baseline, cfg)
-    run_model, run_base = _timer(model, x, device), _timer(baseline, x, device)
+    run_model, run_base = runner(model, cfg), runner(baseline, cfg)
     for _ in range(cfg.warmup):
         run_model()
         run_base()
-    model_ms, base_ms = [], []
-    for i in range(cfg.repeats):
+    model_ms: list[float] = []
+    base_ms: list[float] = []
+    started = time.perf_counter()
+    while _in_time(started, len(model_ms), cfg):
         # alternate who goes first, so neither always profits from a warm cache
-        if i % 2:
+        if len(model_ms) % 2:
             model_ms.append(run_model())
             base_ms.append(run_base())
         else:
             base_ms.append(run_base())
             model_ms.append(run_model())
+    device = torch.device(cfg.device)
     m, b = _summarise(model_ms, cfg, device), _summarise(base_ms, cfg, device)
     # each pair ran back to back, so a slow phase of the machine hits both terms of its ratio
     pair_ratios = [mm / bb for mm, bb in zip(model_ms, base_ms)]

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from attnas.evaluators.device import DEVICE_LOCK
+from attnas.evaluators.device_lock import DEVICE_LOCK
 from attnas.evaluators.reid.data import eval_loader, train_loader
 from attnas.evaluators.reid.datasets.base import ImageRecord, relabel
 from attnas.evaluators.reid.distance import compute_distance_matrix
@@ -169,7 +169,7 @@ def extract_features(model: nn.Module, records: Sequence[ImageRecord], cfg: Trai
     device = torch.device(cfg.device)
     feats = []
     for images, _, _ in eval_loader(records, cfg.height, cfg.width, workers=cfg.workers):
-        with DEVICE_LOCK.shared():
+        with DEVICE_LOCK.shared(device):
             feats.append(model(images.to(device)).float().cpu())
     return torch.cat(feats).numpy()
 
@@ -209,6 +209,7 @@ def train(
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     result = TrainResult(batch=(p, k))
     started = time.perf_counter()
+    hold = DEVICE_LOCK.hold(device)  # this device, shared across steps; handed (synchronised) to a timing that waits
     for epoch in range(cfg.epochs):
         loader.batch_sampler.set_epoch(epoch)
         batches = len(loader) if cfg.max_batches_per_epoch is None else min(len(loader), cfg.max_batches_per_epoch)
@@ -223,7 +224,7 @@ def train(
             images, targets = images.to(device), targets.to(device)
             if before_batch is not None:
                 before_batch()
-            with DEVICE_LOCK.shared():  # a latency timing on this machine waits for this step, not for the whole training
+            with hold:  # a latency timing on this device waits for this step, not for the whole training
                 with torch.autocast(device.type, enabled=use_amp):
                     logits, features = model(images)
                     loss = id_loss(logits, targets, cfg.label_smoothing) + batch_hard_triplet_loss(features.float(), targets, cfg.triplet_margin)
@@ -252,5 +253,6 @@ def train(
             result.val_mAP.append((epoch + 1, val))
         if on_epoch is not None:
             on_epoch(epoch + 1, val)
+    hold.release()
     result.seconds = time.perf_counter() - started
     return result

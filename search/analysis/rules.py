@@ -94,6 +94,8 @@ def fit_effects(table: pd.DataFrame, objectives: list[str], level: str = "stage"
     for name in objectives:
         y = table[name].to_numpy(dtype=float)
         known_rows = np.isfinite(y)  # untrained specs (skipped for their latency) say nothing of accuracy
+        if name.startswith("latency") and "latency_unreliable" in table:  # a flagged (disturbed) timing says nothing of latency
+            known_rows &= ~(table["latency_unreliable"].fillna(0).to_numpy(dtype=float) > 0)
         if not known_rows.all():
             sub = fit_effects(table[known_rows].reset_index(drop=True), [name], level, bootstrap, seed, ridge, widen)
             effects += sub

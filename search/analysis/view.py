@@ -103,6 +103,7 @@ def reproject(study: optuna.Study, table: pd.DataFrame, profile: LatencyProfile)
     table["latency_ratio"] = [ratio for ratio, _ in predicted]
     table["latency_ratio_se"] = [se for _, se in predicted]
     table["latency_ms"] = table["latency_ratio"] * profile.plain_ms
+    table["latency_unreliable"] = 0.0  # predicted, not timed: a flag of the search's own timing no longer applies
     constraints = study.user_attrs.get("constraints") or {}
     if constraints:
         table["feasible"] = [all(constraint_violation(name, row[name], limit) <= 0 for name, limit in constraints.items())

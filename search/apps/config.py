@@ -82,6 +82,12 @@ class ProfileConfig:
     input_size: list[int] = field(default_factory=lambda: list(INPUT_SIZE))
     warmup: int = 5
     repeats: int = 30  # timed (single-block, plain) pairs per entry
+    runtime: str = "eager"  # eager | onnxruntime | tensorrt: the runtime the robot deploys
+    precision: str = "fp32"  # fp32 | fp16 | bf16
+    channels_last: bool = False  # eager: NHWC memory layout
+    cuda_graphs: bool = False  # eager on CUDA: replay a recorded graph
+    retries: int = 2  # a disturbed entry is timed again this many times, then left out of the file (run again to add it)
+    max_seconds: Optional[float] = 60.0  # one entry's timing holds the device at most this long
     resume: bool = True  # keep what a killed run measured
     progress: bool = True
     plugins: list[str] = field(default_factory=list)  # modules registering entries first (apps/plugins.py)

@@ -7,6 +7,8 @@ import argparse
 import torch
 
 from attnas.evaluators.cost import model_cost
+from attnas.evaluators.device import check_device
+from attnas.evaluators.latency.runtimes import PRECISIONS, RUNTIMES, check_runtime
 from attnas.evaluators.latency.timing import LatencyConfig, measure_latency_ratio
 from attnas.models import build_model
 from attnas.space import ArchSpec
@@ -24,6 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--height", type=int, default=256)
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--runtime", default="eager", choices=RUNTIMES, help="the runtime the model is deployed on")
+    parser.add_argument("--precision", default="fp32", choices=list(PRECISIONS))
     args = parser.parse_args(argv)
     try:
         specs = [ArchSpec.parse(text) for text in args.specs]
@@ -35,14 +39,16 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be >= 1, got {args.threads}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
-    if args.device != "cpu" and not args.device.startswith("cuda"):
-        parser.error(f"--device {args.device!r}: use cpu or cuda[:N]")
+    try:
+        check_device(args.device, "--device")
+        check_runtime(args.runtime, args.precision, args.device)
+    except ValueError as error:
+        parser.error(str(error))
     cfg = LatencyConfig(device=args.device, threads=args.threads, batch_size=args.batch_size,
-                        input_size=(args.height, args.width), repeats=args.repeats)
+                        input_size=(args.height, args.width), repeats=args.repeats, runtime=args.runtime,
+                        precision=args.precision)
     baseline = build_model(baseline_spec, num_classes=1)
-    print(f"# latency ratio vs {baseline_spec}, {cfg.device}, threads={torch.get_num_threads()}, "
+    print(f"# latency ratio vs {baseline_spec}, {cfg.device}, {cfg.runtime} {cfg.precision}, threads={torch.get_num_threads()}, "
           f"batch {cfg.batch_size}, input {cfg.input_size[0]}x{cfg.input_size[1]}")
     for spec in specs:
         model = build_model(spec, num_classes=1)

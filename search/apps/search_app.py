@@ -22,7 +22,7 @@ from attnas.search.apps.config import default_output
 from attnas.search.apps.validate import describe_config_error, typed
 from attnas.search.config import ConfigError, SearchConfig
 from attnas.search.study import Terminated, prepare, search, setup
-from attnas.search.apps.workers import spawn, stop, threads_per_worker, wait
+from attnas.search.apps.workers import place_worker, spawn, stop, threads_per_worker, wait
 
 log = logging.getLogger("attnas.search")
 
@@ -47,7 +47,11 @@ def run(cfg: SearchConfig) -> None:
     if cfg.device.threads:
         torch.set_num_threads(cfg.device.threads)
     try:
+        cfg.device.type = place_worker(cfg)  # with device=cuda, each worker its own GPU (placement, not identity)
+        cfg.enqueue_references = cfg.enqueue_references and not cfg.retime
         prepared = setup(cfg, cache_path=str(folder / "evaluations.jsonl"), workdir=str(folder))
+        if cfg.retime:  # the study's flagged latencies measured again in place; nothing trained
+            return run_retime(prepared, cfg)
         prepare(prepared)  # before the other workers start: the data and the parent are made once, here
     except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
         log.error("%s", error)
@@ -77,6 +81,17 @@ def run(cfg: SearchConfig) -> None:
         sys.exit(1)
     if cfg.finalists.count > 0:
         run_finalists(study, cfg, folder)
+
+
+def run_retime(prepared, cfg: SearchConfig) -> None:
+    """`retime=true`: the flagged latencies of the study re-measured in place (`attnas.search.retime`)."""
+    from attnas.search.analysis.report import write_report
+    from attnas.search.retime import retime
+
+    result = retime(prepared)
+    log.info("%s", result.summary)
+    if cfg.report and result.trials:
+        log.info("report: %s", write_report(result.study, default_output(cfg.storage, result.study.study_name, "report"))["html"])
 
 
 def run_finalists(study: optuna.Study, cfg: SearchConfig, folder: Path) -> None:

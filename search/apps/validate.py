@@ -46,6 +46,15 @@ def _children(node: DictConfig | ListConfig):
             yield key, node[key]
 
 
+def _nested(schema: Any, key: str) -> str:
+    """`; did you mean timer.repeats?` when `key` is a field of one of the schema's sub-schemas
+    (a latency source's own settings), else ''."""
+    # the sub-schemas are read off the defaults (annotations are strings under `from __future__ import annotations`)
+    found = [f"{f.name}.{key}" for f in dataclasses.fields(schema) if f.default_factory is not dataclasses.MISSING
+             and dataclasses.is_dataclass(default := f.default_factory()) and hasattr(default, key)]
+    return f"; did you mean {' or '.join(found)}?" if found else ""
+
+
 def check_keys(node: Any, path: str = "") -> None:
     """Refuse keys that the node's schema does not have, naming the valid ones."""
     if isinstance(node, DictConfig):
@@ -54,7 +63,8 @@ def check_keys(node: Any, path: str = "") -> None:
             valid = [f.name for f in dataclasses.fields(schema)]
             for key in node.keys():
                 if key not in valid:
-                    raise ConfigError(f"unknown key {key!r} in {path or 'the config'}; valid keys: {', '.join(valid)}")
+                    raise ConfigError(f"unknown key {key!r} in {path or 'the config'}; valid keys: {', '.join(valid)}"
+                                      f"{_nested(schema, key)}")
     if isinstance(node, (DictConfig, ListConfig)):
         for key, child in _children(node):
             check_keys(child, f"{path}[{key}]" if isinstance(node, ListConfig) else f"{path}.{key}" if path else str(key))
@@ -87,5 +97,5 @@ def describe_config_error(error: BaseException) -> str:
         key = getattr(cause, "key", full_key)
         parent = full_key.rsplit(".", 1)[0] if full_key and "." in full_key else "the config"
         valid = ", ".join(f.name for f in dataclasses.fields(schema))
-        return f"unknown key {key!r} in {parent}; valid keys: {valid}"
+        return f"unknown key {key!r} in {parent}; valid keys: {valid}{_nested(schema, str(key))}"
     return f"{full_key}: {first}" if full_key else first
