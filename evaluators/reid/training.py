@@ -53,18 +53,19 @@ class TrainResult:
     steps: int = 0  # optimiser steps taken
 
 
-def batch_shape(records: Sequence[ImageRecord], p: int, k: int) -> tuple[int, int]:
+def batch_shape(records: Sequence[ImageRecord], p: int, k: int, warn: bool = True) -> tuple[int, int]:
     """P x K for these records: when the median identity has fewer than K images, a P x K batch
     would be half repeats (sampling with replacement), so K drops to that median (at least 2)
-    and P rises to keep the batch size, within the number of identities."""
+    and P rises to keep the batch size, within the number of identities (said once per training)."""
     counts = sorted(Counter(r.pid for r in records).values())
     median = counts[len(counts) // 2]
     if k <= median:
         return p, k
     capped = max(median, 2)
     wider = min(max(p * k // capped, 2), len(counts))
-    log.warning("P x K = %d x %d, but the median identity has %d image(s): using %d x %d (same batch size where the ids "
-                "allow) instead of filling batches with repeated images", p, k, median, wider, capped)
+    if warn:
+        log.warning("P x K = %d x %d, but the median identity has %d image(s): using %d x %d (same batch size where the ids "
+                    "allow) instead of filling batches with repeated images", p, k, median, wider, capped)
     return wider, capped
 
 
@@ -123,9 +124,11 @@ def cudnn_benchmark(enabled: bool) -> Iterator[None]:
         torch.backends.cudnn.benchmark = before
 
 
-def training_steps(records: Sequence[ImageRecord], cfg: TrainConfig, fidelity: float = 1.0) -> StepPlan:
-    """The steps `cfg` trains on `records` (without training)."""
-    p, k = batch_shape(records, cfg.p, cfg.k)
+def training_steps(records: Sequence[ImageRecord], cfg: TrainConfig, fidelity: float = 1.0,
+                   shape: tuple[int, int] | None = None) -> StepPlan:
+    """The steps `cfg` trains on `records` (without training) in P x K batches of `shape`
+    (default: `batch_shape`'s)."""
+    p, k = shape or batch_shape(records, cfg.p, cfg.k, warn=False)
     return plan_steps(cfg, IdentitySampler([r.pid for r in records], p, k).batches_per_pass, fidelity)
 
 
@@ -170,7 +173,7 @@ def train(
         raise ValueError(f"the model has {num_classes} classes but the training set has ids up to {max(train_pids)}; "
                          f"build it with num_classes={len(train_pids)}")
     p, k = batch_shape(records, cfg.p, cfg.k)
-    plan = training_steps(records, cfg, fidelity)
+    plan = training_steps(records, cfg, fidelity, shape=(p, k))
     loader = train_loader(records, cfg.height, cfg.width, p, k, seed=cfg.seed, workers=cfg.workers, num_batches=plan.steps,
                           pin_memory=device.type == "cuda", cache_mb=cfg.cache_mb, random_erasing=cfg.random_erasing)
     memory = memory_format(cfg, device)
