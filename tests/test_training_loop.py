@@ -169,6 +169,16 @@ def test_loader_workers_follow_the_cpus_this_process_may_use(monkeypatch):
     assert default_workers() == 8
 
 
+@pytest.mark.slow
+def test_a_compiled_model_trains_like_the_eager_one(records):
+    losses = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = build_model("resnet18", len({r.pid for r in records}))
+        losses.append(train(model, records, budget("tiny", epochs=2, compile=compiled)).epoch_losses)
+    assert losses[1] == pytest.approx(losses[0], rel=0.02)  # compiled kernels round differently, nothing more
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error of a machine without CUDA")
 def test_attnas_train_on_cuda_without_cuda_is_one_line(tmp_path):
     run = subprocess.run([str(VENV_BIN / "attnas-train"), "spec=resnet18:layer4.0=se,layer3.1=cnl", "device=cuda",

@@ -46,7 +46,7 @@ class TrainingProgress:
         self.bar.update()
 
     def loss_read(self, done: int, epoch: int, loss: float, epoch_end: bool) -> None:
-        """After a host read of the mean loss since the last read (`done` steps so far)."""
+        """After a host read of the loss: `loss` is the epoch's mean so far, `done` the steps so far."""
         self.bar.set_postfix(loss=f"{loss:.3f}", epoch=f"{epoch + 1}/{self.epochs}")
         now = time.perf_counter()
         if self.lines and (epoch_end or now - self.last_line >= self.every_seconds):

@@ -198,7 +198,7 @@ def train(
                 # the epoch's loss summed on the device: read whenever, it adds up the same (a seed's numbers
                 # must not depend on how slow the machine was)
                 running = torch.zeros((), device=device)
-                read_total, read_from, read_at = 0.0, first, time.perf_counter()
+                read_from, read_at = first, time.perf_counter()
                 for step in range(first, last):
                     images, targets, _ = next(batches)
                     for group in optimizer.param_groups:
@@ -222,14 +222,13 @@ def train(
                     done = step + 1
                     if done == last or done - read_from >= cfg.log_every or time.perf_counter() - read_at >= READ_SECONDS:
                         total = running.item()  # the interval's one host sync
-                        interval_loss = (total - read_total) / (done - read_from)
                         if not math.isfinite(total):
                             raise FloatingPointError(
-                                f"loss became {interval_loss} in epoch {epoch + 1}, steps {read_from + 1}-{done} ({what}); "
+                                f"loss became {total} in epoch {epoch + 1}, steps {read_from + 1}-{done} ({what}); "
                                 f"lower the learning rate (lr={cfg.lr}) or check the input images")
-                        progress.loss_read(done, epoch, interval_loss, done == last)
-                        read_total, read_from, read_at = total, done, time.perf_counter()
-                result.epoch_losses.append(read_total / (last - first))
+                        progress.loss_read(done, epoch, total / (done - first), done == last)  # the epoch's mean so far
+                        read_from, read_at = done, time.perf_counter()
+                result.epoch_losses.append(total / (last - first))
                 val = None
                 if validation is not None and (epoch == plan.epochs - 1 or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0)):
                     val = evaluate_model(model, *validation, cfg).mAP
