@@ -72,6 +72,8 @@ METRICS: Registry[Metric] = Registry("metric", {m.name: m for m in (
     Metric("gflops", "minimize", "GFLOPs", "floating point operations per image (2 per multiply-add)", label="GFLOPs"),
     Metric("params_m", "minimize", "M", "parameters without the classifier, in millions", label="M params"),
     Metric("train_seconds", None, "s", "wall-clock seconds of training", label="s training"),
+    Metric("train_steps", None, "", "optimiser steps of the candidate's own training (0: scored with shared weights)",
+           label="training steps"),
 )}, check=_check_metric)
 
 

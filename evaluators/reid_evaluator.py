@@ -30,7 +30,7 @@ from attnas.evaluators.reid.datasets.base import ImageRecord, ReIDDataset, stats
 from attnas.evaluators.reid.datasets.synthetic import generate
 from attnas.evaluators.latency.sources import TimedLatency, make_latency_source
 from attnas.evaluators.base import Evaluator, LatencySource, digest
-from attnas.evaluators.reid.training import TrainConfig, budget, evaluate_model, set_overrides, subset_ids, train
+from attnas.evaluators.reid.training import TrainConfig, budget, evaluate_model, set_overrides, subset_ids, train, training_steps
 from attnas.evaluators.reid.validation import carve_validation
 from attnas.models import build_model
 from attnas.space import ArchSpec, SearchSpace, as_spec
@@ -113,7 +113,7 @@ class ReIDEvaluator(Evaluator):
 
     def produces(self) -> tuple[str, ...]:
         latency = self.latency.produces() if self.latency is not None else ()
-        return (*retrieval_names(), "train_seconds", *latency, *CostEvaluator(self.input_size).produces())
+        return (*retrieval_names(), "train_seconds", "train_steps", *latency, *CostEvaluator(self.input_size).produces())
 
     def measure_cost(self, spec: ArchSpec) -> dict[str, float]:
         metrics = CostEvaluator(self.input_size).measure_cost(spec)
@@ -122,19 +122,18 @@ class ReIDEvaluator(Evaluator):
         return metrics
 
     def score(self, spec: ArchSpec, seed: int, fidelity: float = 1.0) -> dict[str, float]:
-        """Train under `seed` for a fraction `fidelity` of the budget's epochs (at least one)."""
+        """Train under `seed` for a fraction `fidelity` of the budget's steps (at least one)."""
         spec = as_spec(spec)
         self.prepare(spec.backbone)
         start = self.parent_weights(spec.backbone) if self.parent is not None else self.pretrained
-        epochs = max(1, round(self.train_config.epochs * fidelity))
-        cfg = replace(self.train_config, seed=seed, epochs=epochs, warmup_epochs=min(self.train_config.warmup_epochs, epochs - 1))
+        cfg = replace(self.train_config, seed=seed)
         torch.manual_seed(seed)  # initial weights: the same for every spec under one seed
         model = build_model(spec, len({r.pid for r in self.train_records}), pretrained=start)
         started = time.perf_counter()
-        train(model, self.train_records, cfg)
+        steps = train(model, self.train_records, cfg, fidelity=fidelity).steps
         train_seconds = time.perf_counter() - started
         ranks = evaluate_model(model, self.val_query, self.val_gallery, cfg)
-        return retrieval_metrics(ranks) | {"train_seconds": train_seconds}
+        return retrieval_metrics(ranks) | {"train_seconds": train_seconds, "train_steps": steps}
 
     def _data_identity(self) -> list[str]:
         """Name and folder of the data, fixed when the evaluator is made (loading it later must
@@ -159,6 +158,7 @@ class ReIDEvaluator(Evaluator):
                 "validation": {"protocol": self._split.protocol, "split_seed": self.split_seed, "ids": self._split.ids,
                                "queries": len(self.val_query), "gallery": len(self.val_gallery)},
                 "training": {"identities": len({r.pid for r in self.train_records}), "images": len(self.train_records),
+                             "steps": training_steps(self.train_records, self.train_config).steps,
                              "parent": asdict(self.parent) if self.parent is not None else None,
                              "pretrained": self.pretrained}}
 
@@ -173,8 +173,8 @@ class ReIDEvaluator(Evaluator):
 
         def make(partial: Path) -> None:
             records = subset_ids(self._rest, self.parent.max_ids, self.split_seed)
-            log.info("training the parent %s once (%d epochs on %s); every candidate will start from it", backbone,
-                     self.parent.epochs, stats(records))
+            log.info("training the parent %s once (%d steps on %s); every candidate will start from it", backbone,
+                     training_steps(records, self.parent).steps, stats(records))
             torch.manual_seed(self.parent.seed)
             model = build_model(backbone, len({r.pid for r in records}), pretrained=self.pretrained)
             self.parent_seconds = train(model, records, self.parent).seconds

@@ -31,7 +31,7 @@ from attnas.evaluators.config import DatasetConfig, DeviceConfig, ReIDEvaluatorC
 from attnas.evaluators.reid.data import train_loader
 from attnas.evaluators.base import digest
 from attnas.evaluators.reid_evaluator import ReIDEvaluator, placement_free
-from attnas.evaluators.reid.training import batch_shape, evaluate_model, train
+from attnas.evaluators.reid.training import batch_shape, evaluate_model, train, training_steps
 from attnas.models.supernet import Supernet
 from attnas.space import ArchSpec, SearchSpace, as_spec
 
@@ -111,8 +111,8 @@ class SupernetEvaluator(ReIDEvaluator):
 
         def make(partial: Path) -> None:
             net, rng = build(), np.random.default_rng(self.train_config.seed)
-            log.info("training the supernet of %s once (%d epochs, one path per batch)", self.space.describe(),
-                     self.train_config.epochs)
+            log.info("training the supernet of %s once (%d steps, one path per batch)", self.space.describe(),
+                     training_steps(self.train_records, self.train_config).steps)
             self.supernet_seconds = train(net, self.train_records, self.train_config,
                                           before_batch=lambda: net.set_path(sample_path(self.space, rng))).seconds
             torch.save(net.state_dict(), partial)
@@ -130,13 +130,13 @@ class SupernetEvaluator(ReIDEvaluator):
         net.set_path(spec)
         cfg = self.train_config
         p, k = batch_shape(self.train_records, cfg.p, cfg.k)
-        loader = train_loader(self.train_records, cfg.height, cfg.width, p, k, seed=seed, workers=0, random_erasing=0.0)
-        batches = [images.to(cfg.device) for images, _, _ in
-                   (batch for _, batch in zip(range(self.calibration_batches), loader))]
+        loader = train_loader(self.train_records, cfg.height, cfg.width, p, k, seed=seed, workers=0,
+                              num_batches=self.calibration_batches, cache_mb=cfg.cache_mb, random_erasing=0.0)
+        batches = [images.to(cfg.device) for images, _, _ in loader]
         with DEVICE_LOCK.shared(cfg.device):
             recalibrate_batch_norm(net, batches)
         ranks = evaluate_model(net, self.val_query, self.val_gallery, cfg)
-        return retrieval_metrics(ranks) | {"train_seconds": 0.0}
+        return retrieval_metrics(ranks) | {"train_seconds": 0.0, "train_steps": 0}
 
     def fingerprint(self) -> str:
         return digest(["supernet", super().fingerprint(), self.calibration_batches])

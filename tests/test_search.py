@@ -59,7 +59,7 @@ def test_search_runs_references_first_and_stores_specs_and_metrics(tmp_path):
         assert ArchSpec.parse(trial.user_attrs["spec"]) in space
         assert all(math.isfinite(v) for v in trial.values)
         assert trial.values == [trial.user_attrs["mAP"], trial.user_attrs["latency_ratio"]]
-        assert {"rank1", "mINP", "gflops", "params_m", "train_seconds"} <= set(trial.user_attrs)
+        assert {"rank1", "mINP", "gflops", "params_m", "train_seconds", "train_steps"} <= set(trial.user_attrs)
     measured = study.trials[0].user_attrs["measured_on"]
     assert measured["device"] == "cpu" and measured["torch"] and measured["threads"] >= 1
     assert measured["batch_size"] == 1 and measured["input_size"] == [64, 32]

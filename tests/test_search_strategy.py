@@ -31,7 +31,7 @@ def _stub_scores(monkeypatch, trained):
         trained.append((str(spec), seed, fidelity))
         noise = int(hashlib.sha1(f"{spec}{seed}{fidelity}".encode()).hexdigest()[:6], 16) / 16**6
         return {"mAP": 0.3 + 0.1 * noise * fidelity, "rank1": 0.5, "rank5": 0.6, "rank10": 0.7, "mINP": 0.1,
-                "train_seconds": 0.0}
+                "train_seconds": 0.0, "train_steps": 0}
 
     patch_score(monkeypatch, lambda inner: score)
 

@@ -75,7 +75,7 @@ def test_nan_loss_stops_training_with_a_clear_error(synth):
     records = subset_ids(synth.train, 4, 0)
     model = build_model("resnet18", len({r.pid for r in records}))
     model.head.register_forward_hook(lambda m, i, out: (out[0] * float("nan"), out[1]) if m.training else out)
-    with pytest.raises(FloatingPointError, match="loss became nan at epoch 1, batch 1"):
+    with pytest.raises(FloatingPointError, match="loss became nan in epoch 1, steps 1-2 \\(resnet18\\); lower the learning rate"):
         train(model, records, budget("tiny"))
 
 
@@ -199,21 +199,39 @@ def test_candidates_start_from_the_parent_trained_once(synth, tmp_path, monkeypa
         ReIDEvaluator(synth, budget("tiny"), num_val_ids=3, parent=parent)
 
 
-def test_train_command_writes_weights_and_test_metrics(synth, tmp_path, capsys):
-    from attnas.search.apps.train_app import main
+def train_command(tmp_path, *overrides):
+    """attnas-train's config as Hydra composes it from `overrides`."""
+    from hydra import compose, initialize_config_module
 
+    from attnas.search.apps.config import register_configs
+    from attnas.search.apps.validate import typed
+
+    register_configs()
+    with initialize_config_module(config_module="attnas.conf", version_base="1.3"):
+        return typed(compose("train", overrides=list(overrides)))
+
+
+def test_train_command_writes_weights_and_test_metrics_scored_once(synth, tmp_path, capsys, monkeypatch):
     import yaml
 
+    import attnas.search.apps.train_app as train_app
+
+    scored = []
+    real_evaluate = train_app.evaluate_model
+    monkeypatch.setattr(train_app, "evaluate_model", lambda *args: scored.append(args[1:3]) or real_evaluate(*args))
     spec = ArchSpec.parse("resnet18:layer4.0=se")
     exported = {"spec": str(spec), **spec.to_dict(), "metrics": {"mAP": 0.3}, "provenance": {"study": "s"}}
     spec_file = tmp_path / "architecture.yaml"  # as attnas-export writes it
     spec_file.write_text(yaml.safe_dump(exported, sort_keys=False))
-    main([str(spec_file), "--root", synth.root, "--budget", "tiny", "--out", str(tmp_path / "run")])
+    train_app.run(train_command(tmp_path, f"spec={spec_file}", f"dataset.root={synth.root}", "budget=tiny",
+                                f"out={tmp_path / 'run'}"))
+    assert scored == [(synth.query, synth.gallery)]  # the test split, once (no validation on it inside the training)
     trained = yaml.safe_load(spec_file.read_text())["trained"]
     assert trained["split"] == "test" and trained["weights"].endswith("run/model.pt") and 0 < trained["mAP"] <= 1
+    assert trained["train_steps"] == 2  # the tiny budget: 1 epoch of 2 steps
     assert yaml.safe_load(spec_file.read_text())["metrics"] == {"mAP": 0.3}  # the search's validation metrics stay
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["spec"] == "resnet18:layer4.0=se" and metrics["split"] == "test" and 0 < metrics["mAP"] <= 1
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     build_model("resnet18:layer4.0=se", 12).load_state_dict(state)
-    assert "test mAP=" in capsys.readouterr().out
+    assert "test mAP=" in capsys.readouterr().out and ArchSpec.load(tmp_path / "run" / "spec.yaml") == spec

@@ -22,6 +22,7 @@ from omegaconf import MISSING, OmegaConf
 
 from attnas.evaluators import EVALUATORS
 from attnas.evaluators.config import DeviceConfig
+from attnas.evaluators.reid.training import TrainOverrides
 from attnas.evaluators.reid.datasets import DATASETS
 from attnas.search.config import ConfigError, SearchConfig
 from attnas.search.samplers import SAMPLERS
@@ -93,6 +94,21 @@ class ProfileConfig:
     plugins: list[str] = field(default_factory=list)  # modules registering entries first (apps/plugins.py)
 
 
+@dataclass
+class TrainAppConfig:
+    """`attnas-train spec=... dataset=... dataset.root=... budget=... out=...`: train one architecture."""
+
+    spec: str = MISSING  # spec text (resnet50:layer3.5=cnl) or an exported architecture.yaml/.json
+    dataset: Any = MISSING
+    device: Any = MISSING
+    budget: str = "proxy"  # a training budget of attnas.evaluators.reid.budgets.BUDGETS
+    train: TrainOverrides = field(default_factory=TrainOverrides)  # the budget's settings changed, e.g. train.epochs=8
+    pretrained: Optional[str] = None  # imagenet (torchvision cache) or a state_dict path
+    seed: int = 0
+    out: str = MISSING  # folder for model.pt, spec.yaml and metrics.json
+    progress: bool = False  # a progress bar over the steps (log lines with the ETA come anyway)
+
+
 def sweep_name() -> str:
     """The job's overrides as a folder- and study-name-safe string (`space.max_blocks-2__seed-1`);
     empty outside a --multirun job. Hydra's own name has `=` and `,`, which Hydra's grammar then
@@ -119,6 +135,7 @@ def register_configs() -> None:
     store.store(name="report_schema", node=ReportConfig)
     store.store(name="export_schema", node=ExportConfig)
     store.store(name="profile_schema", node=ProfileConfig)
+    store.store(name="train_schema", node=TrainAppConfig)
     store.store(group="space", name="base_space", node=SpaceConfig)
     store.store(group="device", name="base_device", node=DeviceConfig)
     for name, entry in DATASETS.items():  # `name` set: conf/dataset/<name>.yaml sets only what differs

@@ -1,72 +1,85 @@
-"""`attnas-train SPEC`: train one architecture with a budget, score it on the TEST split, save it.
+"""`attnas-train`: train one architecture with a budget, score it once on the TEST split, save it.
 
-This is how a user trains the architecture a search exported:
+This is how a user trains the architecture a search exported (Hydra overrides, like the other apps):
 
-    attnas-train resnet50:layer3.5=cnl --dataset market1501 --root /data/Market-1501-v15.09.15 --budget full --out runs/cnl
-    attnas-train exported/best.yaml --dataset synthetic --root data/synth --budget proxy --out runs/best
+    attnas-train spec=resnet50:layer3.5=cnl dataset=market1501 dataset.root=/data/Market-1501-v15.09.15 \\
+        budget=full device=cuda out=runs/cnl
+    attnas-train spec=runs/<study>/export/architecture.yaml budget=proxy out=runs/best
+
+The spec's `=` and `,` are quoted for Hydra here, so spec text needs no quotes of its own. The
+training logs its steps, the elapsed time and an ETA; the test split is scored once, after it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
+import sys
 from pathlib import Path
 
 import torch
 
 from attnas.evaluators.artefacts import atomic_write_text
 from attnas.evaluators.metric_registry import retrieval_metrics
-from attnas.evaluators.reid.datasets import DATASETS, load_dataset
 from attnas.evaluators.reid.datasets.base import relabel
-from attnas.evaluators.reid.training import BUDGETS, budget, evaluate_model, train
+from attnas.evaluators.reid.training import budget, evaluate_model, set_overrides, train, training_device
+from attnas.evaluators.reid_evaluator import make_dataset
 from attnas.models import build_model
+from attnas.search.apps.cli import hydra_app
+from attnas.search.apps.config import TrainAppConfig
 from attnas.space import ArchSpec
 
+log = logging.getLogger("attnas.train")
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="attnas-train", description=__doc__.splitlines()[0])
-    parser.add_argument("spec", help="spec text (resnet50:layer3.5=cnl) or a .json/.yaml spec file")
-    parser.add_argument("--dataset", default="synthetic", choices=list(DATASETS))
-    parser.add_argument("--root", required=True, help="dataset folder")
-    parser.add_argument("--budget", default="proxy", choices=list(BUDGETS))
-    parser.add_argument("--epochs", type=int, default=None, help="override the budget's epochs")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--pretrained", default=None, help="'imagenet' or a torchvision state_dict path")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", required=True, help="folder for model.pt and metrics.json")
-    parser.add_argument("--progress", action="store_true")
-    args = parser.parse_args(argv)
+SPEC_FILES = (".json", ".yaml", ".yml")
+
+
+def run(cfg: TrainAppConfig) -> None:
     try:
-        spec = ArchSpec.load(args.spec) if Path(args.spec).suffix in (".json", ".yaml", ".yml") else ArchSpec.parse(args.spec)
-        data = load_dataset(args.dataset, args.root)
-    except (ValueError, FileNotFoundError) as error:
-        parser.error(str(error))
-    overrides = {"device": args.device, "seed": args.seed, "progress": args.progress}
-    if args.epochs is not None:
-        overrides["epochs"] = args.epochs
-    cfg = budget(args.budget, **overrides, max_ids=None)  # the final model trains on every training id
-    records = relabel(data.train)
-    torch.manual_seed(args.seed)
-    model = build_model(spec, len({r.pid for r in records}), pretrained=args.pretrained)
-    print(f"training {spec} on {data.summary()} with budget {args.budget} ({cfg.epochs} epochs, {cfg.height}x{cfg.width})")
-    result = train(model, records, cfg, validation=(data.query, data.gallery))
-    ranks = evaluate_model(model, data.query, data.gallery, cfg)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+        spec = ArchSpec.load(cfg.spec) if Path(cfg.spec).suffix in SPEC_FILES else ArchSpec.parse(cfg.spec)
+        training_device(cfg.device.type)  # before the data is read: `device=cuda` on a CPU-only machine is one line
+        # the final model trains on every training identity; the budget's other settings as configured
+        settings = {"max_ids": None, "log_epochs": True, "progress": cfg.progress, "seed": cfg.seed,
+                    "device": cfg.device.type, **set_overrides(cfg.train)}
+        train_cfg = budget(cfg.budget, **settings)
+        out = Path(cfg.out)
+        out.mkdir(parents=True, exist_ok=True)
+        data = make_dataset(cfg.dataset)
+        if cfg.device.threads:
+            torch.set_num_threads(cfg.device.threads)
+        records = relabel(data.train)
+        torch.manual_seed(cfg.seed)
+        model = build_model(spec, len({r.pid for r in records}), pretrained=cfg.pretrained)
+    except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
+        log.error("%s", error)
+        sys.exit(2)
+    log.info("training %s with budget %s on %s", spec, cfg.budget, data.summary())
+    try:
+        result = train(model, records, train_cfg)  # no validation inside: the test split is scored once, below
+        log.info("scoring the test split: %d queries against %d gallery images", len(data.query), len(data.gallery))
+        ranks = evaluate_model(model, data.query, data.gallery, train_cfg)
+    except KeyboardInterrupt:
+        log.error("interrupted (Ctrl-C): nothing written to %s", out)
+        sys.exit(130)
+    except FloatingPointError as error:
+        log.error("%s", error)
+        sys.exit(1)
     torch.save(model.state_dict(), out / "model.pt")
     spec.save(out / "spec.yaml")
-    metrics = {"spec": str(spec), "dataset": data.name, "split": "test", "budget": args.budget, **retrieval_metrics(ranks),
-               "train_seconds": result.seconds, "epoch_losses": result.epoch_losses, "device": args.device}
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    print(f"test mAP={ranks.mAP:.4f} rank1={ranks.rank(1):.4f} mINP={ranks.mINP:.4f}; wrote {out}/model.pt, metrics.json")
-    if record_training(Path(args.spec), out / "model.pt", metrics):
-        print(f"recorded the test metrics in {args.spec} beside the search's validation metrics")
+    metrics = {"spec": str(spec), "dataset": data.name, "split": "test", "budget": cfg.budget, **retrieval_metrics(ranks),
+               "train_seconds": result.seconds, "train_steps": result.steps, "epoch_losses": result.epoch_losses,
+               "device": cfg.device.type}
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    print(f"test mAP={ranks.mAP:.4f} rank1={ranks.rank(1):.4f} mINP={ranks.mINP:.4f} after {result.steps} steps "
+          f"({result.seconds:.0f} s); wrote {out}/model.pt, spec.yaml, metrics.json")
+    if record_training(Path(cfg.spec), out / "model.pt", metrics):
+        print(f"recorded the test metrics in {cfg.spec} beside the search's validation metrics")
 
 
 def record_training(spec_file: Path, weights: Path, metrics: dict) -> bool:
     """When the spec came from attnas-export, write the trained weights and their TEST metrics
     into its architecture files (yaml and json), beside the search's validation metrics."""
-    if spec_file.suffix not in (".json", ".yaml", ".yml") or not spec_file.exists():
+    if spec_file.suffix not in SPEC_FILES or not spec_file.exists():
         return False
     import yaml
 
@@ -83,6 +96,23 @@ def record_training(spec_file: Path, weights: Path, metrics: dict) -> bool:
         atomic_write_text(path, text)
         updated = True
     return updated
+
+
+def quote_spec(arg: str) -> str:
+    """`spec=resnet50:layer3.5=cnl,layer4.0=se` as Hydra can read it: the value quoted (its `=`
+    and `,` are Hydra's own syntax otherwise)."""
+    key, sep, value = arg.partition("=")
+    if key == "spec" and sep and not value.startswith(("'", '"')):
+        return f"spec='{value}'"
+    return arg
+
+
+_app = hydra_app(run, "train", "attnas-train")
+
+
+def main() -> None:
+    sys.argv = [sys.argv[0], *(quote_spec(arg) for arg in sys.argv[1:])]
+    _app()
 
 
 if __name__ == "__main__":
