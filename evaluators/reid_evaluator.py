@@ -47,10 +47,17 @@ def make_dataset(cfg: DatasetConfig) -> ReIDDataset:
     return load_dataset(cfg.name, root, **loader_options(cfg))
 
 
+#: training settings that change how fast a run goes or what it prints, never its numbers (the
+#: loader's workers and cache are seeded per draw: tested to give identical batches)
+NOT_IDENTITY = ("workers", "cache_mb", "log_every", "progress", "log_epochs")
+
+
 def placement_free(cfg: TrainConfig) -> dict[str, Any]:
     """A training config as the study's identity holds it: `cuda`, not `cuda:1` (workers of one study
-    on several GPUs compare their results and share one parent and one supernet)."""
-    return asdict(replace(cfg, device=device_type(cfg.device)))
+    on several GPUs compare their results and share one parent and one supernet), and none of the
+    settings that only change speed or output (`NOT_IDENTITY`)."""
+    settings = asdict(replace(cfg, device=device_type(cfg.device)))
+    return {k: v for k, v in settings.items() if k not in NOT_IDENTITY}
 
 
 @dataclass
