@@ -28,6 +28,14 @@ class FinalistsConfig:
 
 
 @dataclass
+class ConfirmConfig:
+    """Confirmation on fresh seeds at the end of a search (`attnas.search.apps.confirm`)."""
+
+    count: int = 0  # the K candidates with the largest seed-blocked gains are retrained; 0: none (attnas-export confirms its pick)
+    seeds: int = 3  # fresh seeds for each of them and for the plain backbone
+
+
+@dataclass
 class SearchConfig:
     """`attnas-search`: the groups, then the study's own knobs."""
 
@@ -61,5 +69,6 @@ class SearchConfig:
     train_infeasible: bool = False
     multifidelity: MultiFidelityConfig = field(default_factory=MultiFidelityConfig)  # MO-ASHA rungs
     finalists: FinalistsConfig = field(default_factory=FinalistsConfig)  # a stand-alone second stage
+    confirm: ConfirmConfig = field(default_factory=ConfirmConfig)  # retrain the best candidates under fresh seeds
 
 
