@@ -19,7 +19,8 @@ from attnas.search.analysis.evidence import probability_non_dominated, verdict
 from attnas.search.analysis.deploy import export_model
 from attnas.search.analysis.export import InsignificantError, export_spec, knee, load_study, pick
 from attnas.search.analysis.report import write_report
-from attnas.search.analysis.rules import fit_effects, rules_in_words
+from attnas.search.analysis.rules import discoveries, fit_effects, rules_in_words
+from attnas.search.apps.confirm import confirm
 from attnas.space import ArchSpec, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -48,7 +49,7 @@ def make_study(entries, storage=None, name="hand"):
 
 HAND = [
     ("resnet50", [0.698, 0.700, 0.702], 1.00, ("reference", True)),  # three seeds: the noise floor
-    ("resnet50:layer3.5=cnl", [0.738, 0.742], 1.02),
+    ("resnet50:layer3.5=cnl", [0.738, 0.742, 0.740], 1.02),  # with the plain backbone: 2 residual degrees of freedom
     ("resnet50:layer3.5=se", 0.72, 1.01),
     ("resnet50:layer1.2=nl", 0.73, 1.60),  # better mAP than SE but infeasible (latency > 1.2)
     ("resnet50:layer2.3=se", 0.71, 1.03),  # dominated by layer3.5=se
@@ -114,7 +115,7 @@ def simulated_table(seed: int, archs: int = 80, noise: float = 0.01) -> pd.DataF
 def test_rule_intervals_cover_planted_effects_and_call_zero_effects_noise():
     covered = planted = zero_called_noise = zeros = 0
     for seed in range(50):  # 50 simulated studies
-        effects = [e for e in fit_effects(simulated_table(seed), ["mAP"], "stage", bootstrap=400, seed=seed)]
+        effects = discoveries(fit_effects(simulated_table(seed), ["mAP"], "stage", seed=seed))
         for e in effects:
             truth = PLANTED.get((e.block, e.where), 0.0)
             if truth:
@@ -130,7 +131,7 @@ def test_rule_intervals_cover_planted_effects_and_call_zero_effects_noise():
 
 def test_rules_state_findings_only_when_the_interval_excludes_zero():
     table = simulated_table(0, archs=200)
-    stage = fit_effects(table, ["mAP", "latency_ratio"], "stage")
+    stage = discoveries(fit_effects(table, ["mAP", "latency_ratio"], "stage"))
     rules = rules_in_words(table, table.nlargest(5, "mAP"), ["mAP", "latency_ratio"], stage)
     assert re.match(r"cnl in layer3: \+[23]\.\d+ mAP points \[\+[23]", rules.findings[0]), rules.findings[0]
     assert any(r.startswith("nl in layer1: +50% latency") for r in rules.findings)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from attnas.models.backbones import layout
-from attnas.space import ArchSpec
+from attnas.search.analysis.rules import parse_spec
 
 COLUMNS = ["parameter", "importance", "lo", "hi", "chance", "distinguishable"]
 
@@ -40,7 +40,7 @@ def position_importances(table: pd.DataFrame, objective: str, backbone: str, boo
     """One row per position that varies: importance (eta^2), its 90% bootstrap interval, the chance
     level and whether the interval clears it. Empty below four architectures."""
     table = table[np.isfinite(table[objective].to_numpy(dtype=float))]
-    specs = [ArchSpec.parse(s) for s in table["spec"]]
+    specs = [parse_spec(s) for s in table["spec"]]
     used = sorted({pos for spec in specs for pos in spec.blocks}, key=layout(backbone).key)
     if len(specs) < 4 or not used:
         return pd.DataFrame(columns=COLUMNS)

@@ -29,11 +29,12 @@ architectures is never tested: one architecture cannot separate a placement from
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import sparse, stats
 
 from attnas.evaluators.metric_registry import METRICS, Metric
 from attnas.search.analysis.multiplicity import benjamini_hochberg, fcr_level, two_sided_p
@@ -93,19 +94,43 @@ def _solve(design: np.ndarray, y: np.ndarray, weights: np.ndarray, ridge: float)
     return mapping @ y, mapping
 
 
+@functools.lru_cache(maxsize=65536)
+def parse_spec(text: str) -> ArchSpec:
+    """`ArchSpec.parse`, remembered: an analysis reads each of hundreds of specs several times."""
+    return ArchSpec.parse(text)
+
+
+def _refits(design: np.ndarray, y: np.ndarray, weights: np.ndarray, counts: np.ndarray, ridge: float) -> np.ndarray:
+    """Ridge WLS coefficients of every bootstrap sample at once (row counts as weights). A spec
+    holds at most a few blocks, so X'WX is a sum of few-entry outer products: one sparse product
+    gives every sample's Gram matrix."""
+    n, p = design.shape
+    entries, rows, values = [], [], []
+    for r in range(n):
+        nz = np.flatnonzero(design[r])
+        entries += [a * p + b for a in nz for b in nz]
+        rows += [r] * len(nz) ** 2
+        values += [design[r, a] * design[r, b] for a in nz for b in nz]
+    outer = sparse.csr_matrix((values, (entries, rows)), shape=(p * p, n))
+    w = counts * weights
+    grams = np.asarray(outer @ w.T).T.reshape(len(w), p, p) + ridge * np.diag([0.0] + [1.0] * (p - 1))
+    return np.linalg.solve(grams, ((w * y) @ design)[..., None])[..., 0]
+
+
 def fit_effects(table: pd.DataFrame, objectives: list[str], level: str = "stage", bootstrap: int = 200, seed: int = 0,
                 ridge: float = 1e-3, dof: dict[str, float] | None = None) -> list[Effect]:
     """Effects of every observed (block, stage|position) on every objective, with two-sided p-values
     and 95% intervals of each alone. `dof` maps an objective to the degrees of freedom of its
     noise (infinite when exact or measured per architecture). `discoveries` selects the findings."""
-    specs = [ArchSpec.parse(s) for s in table["spec"]]
+    specs = [parse_spec(s) for s in table["spec"]]
     X, keys = _features(specs, level)
     if not keys:
         return []
     design = np.hstack([np.ones((len(X), 1)), X])
     seeds = table["seeds"].to_numpy(dtype=float) if "seeds" in table else np.ones(len(X))
     rng = np.random.default_rng(seed)
-    samples = [rng.integers(0, len(X), len(X)) for _ in range(bootstrap)]
+    counts = rng.multinomial(len(X), np.full(len(X), 1.0 / len(X)), size=bootstrap).astype(float)  # case bootstrap
+    present = (counts @ (X > 0)) > 0  # (bootstrap, features): drawn at least once
     effects = []
     for name in objectives:
         y = table[name].to_numpy(dtype=float)
@@ -119,11 +144,7 @@ def fit_effects(table: pd.DataFrame, objectives: list[str], level: str = "stage"
         beta, mapping = _solve(design, y, weights / weights.mean(), ridge)
         model_se = np.sqrt(np.clip((mapping ** 2) @ np.nan_to_num(variance), 0, None))[1:] if np.isfinite(variance).all() \
             else np.zeros(len(keys))
-        boot = np.full((bootstrap, len(keys)), np.nan)
-        for b, rows in enumerate(samples):
-            refit = _solve(design[rows], y[rows], (weights / weights.mean())[rows], ridge)[0][1:]
-            present = X[rows].any(axis=0)
-            boot[b, present] = refit[present]
+        boot = np.where(present, _refits(design, y, weights / weights.mean(), counts, ridge)[:, 1:], np.nan)
         freedom = (dof or {}).get(name, np.inf)
         for j, (block, where) in enumerate(keys):
             column = boot[:, j][np.isfinite(boot[:, j])]
@@ -216,8 +237,8 @@ def rules_in_words(table: pd.DataFrame, front: pd.DataFrame, objectives: list[st
         if alone:
             rules.noise.append(f"{name}: seen in one architecture only, not tested (95% intervals, {label}): "
                                f"{'; '.join(alone)}")
-    specs = [ArchSpec.parse(s) for s in table["spec"]]
-    front_specs = [ArchSpec.parse(s) for s in front["spec"]]
+    specs = [parse_spec(s) for s in table["spec"]]
+    front_specs = [parse_spec(s) for s in front["spec"]]
     for stage in (s.name for s in layout(specs[0].backbone).stages) if specs else ():
         tried = sum(stage in s.stages().values() for s in specs)
         if tried >= 3 and not any(stage in s.stages().values() for s in front_specs):

@@ -27,7 +27,7 @@ from attnas.search.analysis.evidence import Verdict, gains_over_plain, resolutio
 from attnas.search.analysis.importance import position_importances
 from attnas.search.front_probability import probability_non_dominated
 from attnas.search.noise import NoiseFloor, noise_floors, richest_records
-from attnas.search.analysis.rules import Rules, discoveries, effects_frame, fit_effects, rules_in_words
+from attnas.search.analysis.rules import Rules, discoveries, effects_frame, fit_effects, parse_spec, rules_in_words
 from attnas.search.seed_blocks import SeedBlockedFit, blocked_floors
 from attnas.space import ArchSpec
 
@@ -78,7 +78,7 @@ def architectures(study: optuna.Study) -> pd.DataFrame:
     rows = []
     for spec, trials in groups.items():
         best = max(trials, key=lambda t: (_seeds(t), -t.number))
-        row = {"number": min(t.number for t in trials), "spec": spec, "num_blocks": ArchSpec.parse(spec).num_blocks,
+        row = {"number": min(t.number for t in trials), "spec": spec, "num_blocks": parse_spec(spec).num_blocks,
                "seeds": _seeds(best), "feasible": _feasible(best),
                "reference": any(t.user_attrs.get("reference", False) for t in trials),
                "times_proposed": len(trials), **{f"c_{k}": v for k, v in best.constraints.items()}}
