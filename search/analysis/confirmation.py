@@ -65,9 +65,9 @@ class Confirmation:
     def confirmed(self) -> list[str]:
         return [r.spec for r in self.results if r.confirmed]
 
-    def describe(self, result: Confirmed) -> str:
+    def describe(self, result: Confirmed, named: bool = True) -> str:
         m = METRICS[self.objective]
-        return (f"{result.spec}: {m.format(result.gain, result.se, signed=True)} on {result.seeds} fresh seeds "
+        return (f"{result.spec + ': ' if named else ''}{m.format(result.gain, result.se, signed=True)} on {result.seeds} fresh seeds "
                 f"({'confirmed' if result.confirmed else 'not confirmed'}, one-sided p {result.p:.2g}); the search said "
                 f"{m.format(result.search_gain, result.search_se, signed=True)}")
 

@@ -153,7 +153,7 @@ def confirmed_pick(study: optuna.Study, v: StudyView, row: pd.Series, judged: Ve
         why = why or "no confirmation ran (confirm.seeds=0, or the Python API without a confirm callable)"
         reason = f"{row['spec']} was not confirmed on fresh seeds: {why}"
     elif not found.confirmed:
-        reason = f"{row['spec']} did not survive confirmation on {found.seeds} fresh seeds: {confirmation_of(study).describe(found)}"
+        reason = f"{row['spec']} did not survive confirmation: {confirmation_of(study).describe(found, named=False)}"
     else:
         return found, ""
     if not allow_unconfirmed:
