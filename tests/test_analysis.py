@@ -401,3 +401,27 @@ def test_an_effect_seen_in_one_architecture_is_not_listed_as_an_interval_that_in
     alone = [r for r in rules.noise if "one architecture only" in r]
     assert len(include_zero) == 1 and "se in layer4" in include_zero[0] and "nl" not in include_zero[0]
     assert len(alone) == 1 and "nl in layer3 [+15, +22]" in alone[0]
+
+
+def test_dashboard_draws_no_interval_on_exact_flops_and_states_how_long_candidates_trained(tmp_path):
+    from attnas.search.analysis.report import front_figure
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr("objectives", ["mAP", "gflops"])
+    for spec, runs, flops in HAND_FLOPS:
+        trial = study.ask()
+        trial.set_user_attr("spec", spec)
+        trial.set_user_attr("per_seed", {"seeds": list(range(len(runs))), "mAP": runs, "train_steps": [96] * len(runs)})
+        trial.set_user_attr("metrics", {"mAP": float(np.mean(runs)), "gflops": flops})
+        study.tell(trial, [float(np.mean(runs)), flops])
+    figure = front_figure(view(study))
+    assert all(trace.error_x.visible is False for trace in figure.data[:2])  # GFLOPs are exact: no bars
+    assert any(trace.error_y.visible for trace in figure.data[:2])  # mAP has seed noise: bars
+    page = write_report(study, tmp_path)["html"].read_text()
+    evidence = page.split('id="evidence">')[1].split("</ul>")[0]
+    assert "(each candidate trained 96 optimiser steps, 96-96 over 10 runs)" in evidence
+
+
+HAND_FLOPS = [("resnet50", [0.698, 0.700, 0.702], 4.10), ("resnet50:layer3.5=cnl", [0.738, 0.742, 0.740], 4.12),
+              ("resnet50:layer3.5=se", [0.72], 4.11), ("resnet50:layer4.0=eca", [0.71], 4.10),
+              ("resnet50:layer2.3=se", [0.70], 4.11), ("resnet50:layer1.2=nl", [0.73], 4.60)]

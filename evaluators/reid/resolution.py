@@ -50,14 +50,23 @@ class Resolution:
     minimum: int = MIN_RANKING_QUERIES
 
     @property
+    def at_ceiling(self) -> bool:
+        """The reference model already ranks every query perfectly: no architecture can score higher."""
+        return bool(np.isfinite(self.reference_map) and self.reference_map >= 0.999)
+
+    @property
     def can_rank(self) -> bool:
-        return self.queries >= self.minimum
+        return self.queries >= self.minimum and not self.at_ceiling
 
     def shortfall(self) -> str:
         """Why it cannot rank, in a clause."""
-        return (f"{self.queries} queries against {self.gallery} gallery images, chance mAP {self.chance_map:.2f}"
-                + (f", bootstrap SD of mAP over queries {self.bootstrap_sd:.2f}" if np.isfinite(self.bootstrap_sd) else "")
-                + f"; ranking needs at least {self.minimum} queries: raise evaluator.num_val_ids or evaluator.min_val_queries")
+        text = (f"{self.queries} queries against {self.gallery} gallery images, chance mAP {self.chance_map:.2f}"
+                + (f", bootstrap SD of mAP over queries {self.bootstrap_sd:.2f}" if np.isfinite(self.bootstrap_sd) else ""))
+        if self.at_ceiling:
+            text += f"; {self.reference} already scores mAP {self.reference_map:.2f}, the ceiling"
+        if self.queries < self.minimum:
+            text += f"; ranking needs at least {self.minimum} queries: raise evaluator.num_val_ids or evaluator.min_val_queries"
+        return text
 
     def describe(self) -> str:
         spread = (f", bootstrap SD of mAP over queries {100 * self.bootstrap_sd:.2g} points ({self.reference}, mAP "
