@@ -60,7 +60,9 @@ def _rows(trials: list[Any], objectives: list[str], floors: dict[str, NoiseFloor
         if spec is None or attrs.get("trained") is False or any(v > 0 for v in (t.constraints or {}).values()):
             continue
         n = len((attrs.get("per_seed") or {}).get("seeds", [])) or 1
+        reference = bool(attrs.get("reference") or attrs.get("reference_spec")) or (spec in rows and rows[spec][3])
         if spec in rows and rows[spec][2] >= n:
+            rows[spec] = (*rows[spec][:3], reference)  # a re-proposal of a reference is still the reference
             continue
         values, ses = [], []
         for name in objectives:
@@ -69,7 +71,7 @@ def _rows(trials: list[Any], objectives: list[str], floors: dict[str, NoiseFloor
                 ses.append(floors[name].se(n) if name in floors else math.nan)
             else:
                 ses.append(float(metrics.get(se_name(name), 0.0)))
-        rows[spec] = (values, ses, n, bool(attrs.get("reference") or attrs.get("reference_spec")))
+        rows[spec] = (values, ses, n, reference)
     return {s: r for s, r in rows.items() if all(math.isfinite(v) for v in r[0]) and all(math.isfinite(e) for e in r[1])}
 
 

@@ -195,13 +195,23 @@ def blocked_floors(records: Mapping[str, Mapping], metrics: Sequence[str], basel
     return fits
 
 
-def gain_sentence(records: Mapping[str, Mapping], metric: str, spec: str, baseline: str) -> str:
+def gain_sentence(fit: SeedBlockedFit | None, metric: str, spec: str) -> str:
     """", +0.4 mAP points (± 0.9) over resnet50 within shared seeds" for the trial log; "" for the
     baseline itself, or when the study cannot compare them yet."""
     from attnas.evaluators.metric_registry import METRICS
 
-    fit = fit_seed_blocked(records, metric, baseline) if spec != baseline and baseline in records else None
-    if fit is None or spec not in fit.specs or not np.isfinite(fit.gain[fit.index(spec)]):
+    if fit is None or fit.baseline is None or spec == fit.baseline or spec not in fit.specs or not np.isfinite(fit.gain[fit.index(spec)]):
         return ""
     i = fit.index(spec)
-    return f", {METRICS[metric].format(float(fit.gain[i]), float(fit.se()[i]), signed=True)} over {baseline} within shared seeds"
+    return f", {METRICS[metric].format(float(fit.gain[i]), float(fit.se()[i]), signed=True)} over {fit.baseline} within shared seeds"
+
+
+def record_blocked_floor(study, metric: str, fit: SeedBlockedFit | None, log) -> None:
+    """Store the study's seed-blocked noise (`user_attrs["seed_blocked_noise"]`) and log it when it changes."""
+    if fit is None or fit.floor is None or fit.floor.dof < 1:
+        return
+    value = {metric: fit.floor.to_dict()}
+    if value != study.user_attrs.get("seed_blocked_noise"):
+        study.set_user_attr("seed_blocked_noise", value)
+        log.info("seed-blocked noise of %s: seed effect sd %.4f, residual sd %.4f (%d degrees of freedom, %d seeds)", metric,
+                 fit.floor.seed_sd, fit.floor.residual_sd, fit.floor.dof, fit.floor.seeds)

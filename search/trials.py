@@ -33,7 +33,7 @@ from attnas.evaluators.metric_registry import METRICS, constraint_violation, se_
 from attnas.search.fidelity import promoted, rung_key
 from attnas.search.noise import NoiseFloor, noise_floors, richest_records
 from attnas.search.racing import schedule_race
-from attnas.search.seed_blocks import gain_sentence
+from attnas.search.seed_blocks import fit_seed_blocked, gain_sentence, record_blocked_floor
 from attnas.space import ArchSpec
 
 if TYPE_CHECKING:
@@ -211,7 +211,9 @@ def make_objective(s: "SearchSetup", cfg: "SearchConfig"):
         record_noise_floor(trial.study, floors)
         finished = [*trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), _Pending(key, per_seed)]
         accuracy = next((o for o in objectives if o in seeded), seeded[0] if seeded else None)
-        gain = gain_sentence(richest_records(finished), accuracy, key, str(ArchSpec.parse(spec.backbone))) if accuracy and per_seed else ""
+        fit = fit_seed_blocked(richest_records(finished), accuracy, str(ArchSpec.parse(spec.backbone))) if accuracy else None
+        record_blocked_floor(trial.study, accuracy, fit, log)
+        gain = gain_sentence(fit, accuracy, key) if per_seed else ""
         log.info("trial %d %s: %s (%d seed%s%s)%s, %.0f s", trial.number, key, _describe(metrics, objectives),
                  len(per_seed.get("seeds", [])), "" if len(per_seed.get("seeds", [])) == 1 else "s",
                  f", copied from trial {known.number}" if not fresh and known is not None else "", gain, time.perf_counter() - started)

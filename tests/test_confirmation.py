@@ -3,6 +3,7 @@ under seeds the study never used and judged on those runs alone; export refuses 
 line) what did not survive; undecided architectures get more seeds before new ones."""
 
 import logging
+import re
 import subprocess
 import sys
 import zlib
@@ -22,6 +23,7 @@ from attnas.search.apps.confirm import confirm
 from attnas.search.apps.validate import typed
 from attnas.search.noise import noise_floors
 from attnas.search.racing import next_race, schedule_race
+from attnas.search.study import run_search
 from attnas.space import ArchSpec, SearchSpace
 from tests.test_analysis import HAND, make_study
 
@@ -177,3 +179,31 @@ def test_search_confirms_its_best_and_export_decides_on_fresh_seeds(tmp_path):
     refused = subprocess.run([str(bin_dir / "attnas-export"), f"storage={storage}", "study_name=attnas-resnet18-synthetic-tiny",
                               f"out={tmp_path / 'exp'}"], capture_output=True, text=True, timeout=600)
     assert refused.returncode == 3 and "the validation split cannot rank architectures" in refused.stdout + refused.stderr
+
+
+@pytest.mark.slow
+def test_a_search_with_racing_reevaluates_undecided_architectures_within_its_budget(tmp_path, monkeypatch, caplog):
+    from tests.test_search import config, patch_score
+
+    def stub(inner):  # training replaced: every spec the same mAP, seed noise only
+        def score(spec, seed):
+            noise = np.random.default_rng([seed, zlib.crc32(str(spec).encode())]).normal(0, 0.01)
+            return {"mAP": 0.30 + noise, "rank1": 0.5, "rank5": 0.6, "rank10": 0.7, "mINP": 0.1, "train_seconds": 0.0}
+        return score
+
+    patch_score(monkeypatch, stub)
+    with caplog.at_level(logging.INFO, logger="attnas.search"):
+        study = run_search(config(tmp_path, "n_trials=10", "sampler=random", "evaluator.racing=true", "evaluator.reference_repeats=3"))
+    # every trial's log line states its gain within the seeds it shares with the plain backbone
+    assert re.search(r"trial \d+ resnet18:\S+: mAP [0-9.]+ ± [0-9.]+, latency_ratio [0-9.]+ ± [0-9.]+ \(1 seed\), "
+                     r"[+-][0-9.]+ mAP points \(± [0-9.]+\) over resnet18 within shared seeds, \d+ s", caplog.text), caplog.text
+    assert "seed-blocked noise of mAP: seed effect sd" in caplog.text and "racing: " in caplog.text
+    races = [t for t in study.trials if t.user_attrs.get("race_of")]
+    assert races, "an undecided architecture should have been raced"
+    for race_trial in races:
+        assert race_trial.user_attrs["spec"] == race_trial.user_attrs["race_of"]
+        assert len(race_trial.user_attrs["per_seed"]["seeds"]) == race_trial.user_attrs["racing_seeds"] >= 2
+    references = {t.user_attrs["spec"] for t in study.trials if t.user_attrs.get("reference")}
+    candidates = {t.user_attrs["spec"]: len(t.user_attrs["per_seed"]["seeds"]) for t in study.trials
+                  if t.user_attrs["spec"] not in references}
+    assert sum(candidates.values()) <= 1.5 * len(candidates)  # racing_budget

@@ -67,9 +67,10 @@ def test_the_trial_log_states_the_gain_within_shared_seeds():
     records = {"resnet50": {"seeds": [0, 1, 2], "mAP": [0.30, 0.32, 0.31]},
                "resnet50:layer3.5=se": {"seeds": [0, 1, 2], "mAP": [0.305, 0.326, 0.314]},
                "resnet50:layer4.0=eca": {"seeds": [0], "mAP": [0.31]}}
-    text = gain_sentence(records, "mAP", "resnet50:layer4.0=eca", "resnet50")
+    fit = fit_seed_blocked(records, "mAP", "resnet50")
+    text = gain_sentence(fit, "mAP", "resnet50:layer4.0=eca")
     assert text.startswith(", +1 mAP points (± 0.") and text.endswith(" over resnet50 within shared seeds")
-    assert gain_sentence(records, "mAP", "resnet50", "resnet50") == ""  # the baseline itself
+    assert gain_sentence(fit, "mAP", "resnet50") == ""  # the baseline itself
 
 
 def test_multiplicity_procedures_give_their_textbook_answers():

@@ -100,7 +100,8 @@ def stage_figure(a: Analysis) -> go.Figure:
         fig.add_trace(go.Bar(x=part["feature"], y=part["estimate"], name=name,
                              error_y=dict(type="data", symmetric=False, array=(part["hi"] - part["estimate"]).fillna(0),
                                           arrayminus=(part["estimate"] - part["lo"]).fillna(0))))
-    fig.update_layout(title="effect per block type and stage (additive model, 95% bootstrap intervals)", barmode="group",
+    fig.update_layout(title="effect per block type and stage (additive model; intervals at the false-coverage level of each "
+                            "objective's effects)", barmode="group",
                       height=380)
     return fig
 

@@ -13,6 +13,7 @@ import logging
 import sys
 
 from attnas.evaluators.latency.profile import LatencyProfile
+from attnas.evaluators.metric_registry import METRICS
 from attnas.search.apps.cli import hydra_app
 from attnas.search.apps.config import ExportConfig, default_output
 from attnas.search.analysis.deploy import check_weights, export_model
@@ -51,6 +52,12 @@ def run(cfg: ExportConfig) -> None:
         log.warning("exported without evidence: %s", record["verdict"]["study"])
     print(f"picked {spec} (trial {record['provenance']['trial']}): "
           + ", ".join(f"{k}={v:.4g}" for k, v in record["metrics"].items() if isinstance(v, float)))
+    confirmation = record["verdict"].get("confirmation")
+    if confirmation:
+        m = METRICS[record["verdict"]["objective"]]
+        print(f"confirmation on {confirmation['seeds']} fresh seeds: {m.format(confirmation['gain'], confirmation['se'], signed=True)}, "
+              f"{'confirmed' if confirmation['confirmed'] else 'NOT confirmed'}; the search said "
+              f"{m.format(confirmation['search_gain'], confirmation['search_se'], signed=True)}")
     print(f"wrote {out}/architecture.yaml and architecture.json")
     if cfg.model:
         written = export_model(spec, out, weights=cfg.weights, untrained=cfg.untrained, input_size=tuple(cfg.input_size),
