@@ -37,7 +37,7 @@ from attnas.search.analysis.confirmation import decide
 from attnas.search.analysis.evidence import verdict
 from attnas.search.analysis.rules import discoveries, fit_effects
 from attnas.search.analysis.view import rule_table, view
-from attnas.search.noise import pooled_sd, richest_records
+from attnas.search.noise import pooled_sd
 from attnas.search.racing import next_race
 from attnas.space import ArchSpec, SearchSpace
 from bench import legacy_evidence
@@ -154,7 +154,7 @@ def new_method(study: optuna.Study, world: World, count: int, seeds: int, rules:
     for spec in ["resnet50", *picks]:
         record(world, spec, fresh, confirm_runs)
     decided = decide({"objective": "mAP", "plain": "resnet50", "seeds": fresh, "runs": confirm_runs,
-                      "picks": [{"spec": s} for s in picks]}, richest_records(study.get_trials(deepcopy=False)))
+                      "picks": [{"spec": s} for s in picks]})
     return {"claims": judged.any_beats, "significant": judged.significant, "false_rule": bool(found),
             "confirmed": decided.confirmed, "picks": picks, "confirm_runs": seeds * (len(picks) + 1)}
 
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--power-studies", type=int, default=100, help="planted studies per gain and size (scaled likewise)")
     parser.add_argument("--racing-sizes", default="8,50,200", help="sizes at which racing and fixed repeats are compared")
     parser.add_argument("--confirm-count", type=int, default=1)
-    parser.add_argument("--confirm-seeds", type=int, default=4)
+    parser.add_argument("--confirm-seeds", type=int, default=5)
     parser.add_argument("--racing-budget", type=float, default=1.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--real", default="bench/out/noise.jsonl", help="measured runs to resample (bench/noise.py)")

@@ -3,12 +3,14 @@ the study never used, judged on those runs alone.
 
 A search picks the candidate with the best estimate out of many, so its estimate is biased
 upwards (the winner's curse): the more candidates, the more of the winner's lead is luck.
-Training the pick again under new seeds gives an estimate that selection never saw. The gain of
-each pick is its seed-blocked difference with the plain backbone over the confirmation seeds
-(`search.seed_blocks`); its noise scale pools the residual of the confirmation runs with the
-study's own residual (the study's runs say how noisy one run is, nothing about how good the pick
-is, and they were not selected on the residual). Every pick ever sent to confirmation is one
-family: Holm's step-down at `alpha`, one-sided, so trying pick after pick costs its multiplicity.
+Training the pick again under new seeds gives an estimate that selection never saw. The decision
+rests on those runs alone: each pick's gain is its seed-blocked difference with the plain
+backbone over the confirmation seeds (`search.seed_blocks`), and its noise is the residual of the
+confirmation runs themselves (for one pick, the spread of its paired differences). The study's
+residual is not borrowed: it is estimated from the references, and when they are much alike (blocks
+that start as identity and barely train) it understates the noise of a pick that differs more.
+Every pick ever sent to confirmation is one family: Holm's step-down at `alpha`, one-sided, so
+trying pick after pick costs its multiplicity.
 
 The record lives in the study (`user_attrs["confirmation"]`), written after every run, so an
 interrupted confirmation resumes and nothing is trained twice:
@@ -27,7 +29,6 @@ import optuna
 
 from attnas.evaluators.metric_registry import METRICS
 from attnas.search.analysis.multiplicity import holm, one_sided_p
-from attnas.search.noise import richest_records
 from attnas.search.seed_blocks import fit_seed_blocked
 
 KEY = "confirmation"
@@ -80,22 +81,16 @@ class Confirmation:
         return head + "".join(f"; {self.describe(r)}" for r in self.results)
 
 
-def decide(record: dict, study_records: dict | None = None) -> Confirmation:
-    """The decision a confirmation record supports (`study_records`: the study's per-seed runs,
-    whose residual joins the pooled noise scale)."""
+def decide(record: dict) -> Confirmation:
+    """The decision a confirmation record supports, from its own runs."""
     name, plain, seeds, alpha = record["objective"], record["plain"], list(record["seeds"]), float(record.get("alpha", 0.05))
     runs = record.get("runs", {})
     complete = {s: r for s, r in runs.items() if set(seeds) <= set(r.get("seeds", []))}
     picks = [p for p in record.get("picks", []) if p["spec"] != plain]
     done = [p for p in picks if p["spec"] in complete and plain in complete]
     fit = fit_seed_blocked({s: _only(r, seeds) for s, r in complete.items()}, name, plain) if done else None
-    study = fit_seed_blocked(study_records, name, plain) if study_records else None
-    rss, dof = 0.0, 0
-    for part in (fit, study):
-        if part is not None and part.floor is not None and part.floor.dof > 0:
-            rss += part.floor.dof * part.floor.residual_sd ** 2
-            dof += part.floor.dof
-    residual_sd = float(np.sqrt(rss / dof)) if dof else float("nan")
+    dof = fit.floor.dof if fit is not None and fit.floor is not None else 0
+    residual_sd = fit.floor.residual_sd if dof else float("nan")
     result = Confirmation(name, plain, seeds, alpha, dof, residual_sd, pending=[p["spec"] for p in picks if p not in done])
     if fit is None:
         return result
@@ -122,5 +117,4 @@ def confirmation_of(study: optuna.Study) -> Confirmation | None:
     record = study.user_attrs.get(KEY)
     if not record:
         return None
-    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return decide(record, richest_records(trials))
+    return decide(record)
