@@ -51,9 +51,12 @@ def next_race(means: np.ndarray, ses: np.ndarray, directions: Sequence[str], see
     return int(next(i for i in order if open_[i]))
 
 
-def _rows(trials: list[Any], objectives: list[str], floors: dict[str, NoiseFloor]) -> dict[str, tuple[list[float], list[float], int, bool]]:
+Row = tuple[list[float], list[float], int, bool]  # values, standard errors, seeds, whether a reference
+
+
+def _rows(trials: list[Any], objectives: list[str], floors: dict[str, NoiseFloor]) -> dict[str, Row]:
     """spec -> (values, standard errors, seeds, reference) of each trained, feasible architecture (its richest trial)."""
-    rows: dict[str, tuple[list[float], list[float], int, bool]] = {}
+    rows: dict[str, Row] = {}
     for t in trials:
         attrs = t.user_attrs
         metrics, spec = attrs.get("metrics") or {}, attrs.get("spec")
@@ -81,7 +84,8 @@ class _Finished:
     def __init__(self, trial: optuna.Trial, limits: dict[str, float]) -> None:
         self.user_attrs = trial.user_attrs
         metrics = self.user_attrs.get("metrics") or {}
-        self.constraints = {name: constraint_violation(name, metrics[name], limit) for name, limit in limits.items() if name in metrics}
+        self.constraints = {name: constraint_violation(name, metrics[name], limit)
+                            for name, limit in limits.items() if name in metrics}
 
 
 def schedule_race(trial: optuna.Trial, space: Any, objectives: list[str], directions: list[str], floors: dict[str, NoiseFloor],

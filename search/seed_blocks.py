@@ -200,9 +200,11 @@ def gain_sentence(fit: SeedBlockedFit | None, metric: str, spec: str) -> str:
     baseline itself, or when the study cannot compare them yet."""
     from attnas.evaluators.metric_registry import METRICS
 
-    if fit is None or fit.baseline is None or spec == fit.baseline or spec not in fit.specs or not np.isfinite(fit.gain[fit.index(spec)]):
+    if fit is None or fit.baseline is None or spec == fit.baseline or spec not in fit.specs:
         return ""
     i = fit.index(spec)
+    if not np.isfinite(fit.gain[i]):
+        return ""
     return f", {METRICS[metric].format(float(fit.gain[i]), float(fit.se()[i]), signed=True)} over {fit.baseline} within shared seeds"
 
 

@@ -193,7 +193,8 @@ def test_a_search_with_racing_reevaluates_undecided_architectures_within_its_bud
 
     patch_score(monkeypatch, stub)
     with caplog.at_level(logging.INFO, logger="attnas.search"):
-        study = run_search(config(tmp_path, "n_trials=10", "sampler=random", "evaluator.racing=true", "evaluator.reference_repeats=3"))
+        study = run_search(config(tmp_path, "n_trials=10", "sampler=random", "evaluator.racing=true",
+                                  "evaluator.reference_repeats=3"))
     # every trial's log line states its gain within the seeds it shares with the plain backbone
     assert re.search(r"trial \d+ resnet18:\S+: mAP [0-9.]+ ± [0-9.]+, latency_ratio [0-9.]+ ± [0-9.]+ \(1 seed\), "
                      r"[+-][0-9.]+ mAP points \(± [0-9.]+\) over resnet18 within shared seeds, \d+ s", caplog.text), caplog.text

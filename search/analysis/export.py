@@ -196,7 +196,8 @@ def export_record(study: optuna.Study, rule: str, storage: str = "", alpha: floa
         "verdict": {"significant": bool(significant) if judged.objective else None, "objective": judged.objective,
                     "versus": judged.plain, "gain": _plain(row["gain"]), "gain_se": _plain(row["gain_se"]),
                     "alpha": alpha, "tested": judged.tested, "study": judged.sentence(),
-                    "confirmed": None if judged.objective is None or row["num_blocks"] == 0 else bool(confirmed and confirmed.confirmed),
+                    "confirmed": (None if judged.objective is None or row["num_blocks"] == 0
+                                  else bool(confirmed and confirmed.confirmed)),
                     "confirmation": None if confirmed is None else {k: _plain(x) for k, x in vars(confirmed).items()},
                     "unconfirmed": unconfirmed or None},
         "status": {k: _plain(row[k]) for k in ("feasible", "on_front", "reference", "times_proposed") if k in row.index},
