@@ -199,7 +199,8 @@ def export_record(study: optuna.Study, rule: str, storage: str = "", alpha: floa
                     "confirmed": (None if judged.objective is None or row["num_blocks"] == 0
                                   else bool(confirmed and confirmed.confirmed)),
                     "confirmation": None if confirmed is None else {k: _plain(x) for k, x in vars(confirmed).items()},
-                    "unconfirmed": unconfirmed or None},
+                    "unconfirmed": unconfirmed or None,
+                    "train_steps": (trial.user_attrs.get("per_seed") or {}).get("train_steps")},  # how long each run trained
         "status": {k: _plain(row[k]) for k in ("feasible", "on_front", "reference", "times_proposed") if k in row.index},
         "embedding": EMBEDDING,
         "provenance": {
