@@ -30,6 +30,11 @@ class EvaluatorConfig:
     # noise floor; the references enqueued first get more, so every study measures its noise
     repeats: int = 1
     reference_repeats: int = 3
+    # racing (attnas.search.racing): a candidate whose place on the front is undecided gets another seed before
+    # new ones are proposed, up to racing_seeds seeds each and racing_budget runs per distinct candidate
+    racing: bool = False
+    racing_seeds: int = 3
+    racing_budget: float = 1.5
 
 
 @dataclass
@@ -54,6 +59,9 @@ class ReIDEvaluatorConfig(EvaluatorConfig):
     train: TrainOverrides = field(default_factory=TrainOverrides)  # the budget's settings changed, e.g. train.epochs=8
     num_val_ids: int = 50  # validation ids carved from the TRAINING ids
     validation: str = "auto"  # auto | market | cross_camera: how their images split into query and gallery
+    # more validation ids until the split holds this many queries (at most half the eligible ids): fewer cannot
+    # rank architectures (attnas.evaluators.reid.resolution); the tiny smoke-test budget sets 0
+    min_val_queries: int = 30
     pretrained: Optional[str] = None  # imagenet (torchvision cache) or a state_dict path
     parent: Optional[str] = "parent"  # a budget: train the plain backbone once with it; candidates start from it
     parent_train: TrainOverrides = field(default_factory=TrainOverrides)  # the parent budget's settings changed

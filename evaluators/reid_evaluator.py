@@ -31,6 +31,7 @@ from attnas.evaluators.reid.datasets.synthetic import generate
 from attnas.evaluators.latency.sources import TimedLatency, make_latency_source
 from attnas.evaluators.base import Evaluator, LatencySource, digest
 from attnas.evaluators.reid.training import TrainConfig, budget, evaluate_model, set_overrides, subset_ids, train, training_steps
+from attnas.evaluators.reid.resolution import Resolution, of_model
 from attnas.evaluators.reid.validation import carve_validation
 from attnas.models import build_model
 from attnas.space import ArchSpec, SearchSpace, as_spec
@@ -69,6 +70,7 @@ class ReIDEvaluator(Evaluator):
     train_config: TrainConfig
     num_val_ids: int = 50
     validation: str = "auto"  # auto | market | cross_camera (attnas.evaluators.reid.validation)
+    min_val_queries: int = 0  # grow the carve-out to this many queries (attnas.evaluators.reid.validation)
     latency: LatencySource | None = field(default_factory=TimedLatency)
     input_size: tuple[int, int] = INPUT_SIZE  # for FLOPs
     pretrained: str | None = None
@@ -79,6 +81,7 @@ class ReIDEvaluator(Evaluator):
     train_records: list[ImageRecord] = field(default_factory=list, init=False, repr=False)
     val_query: list[ImageRecord] = field(default_factory=list, init=False, repr=False)
     val_gallery: list[ImageRecord] = field(default_factory=list, init=False, repr=False)
+    resolution: Resolution | None = field(default=None, init=False, repr=False)  # measured once the backbone is known
     config_class = ReIDEvaluatorConfig
 
     def __post_init__(self) -> None:
@@ -98,7 +101,7 @@ class ReIDEvaluator(Evaluator):
         parent_dir = cfg.parent_dir if cfg.parent_dir is not None else workdir
         if parent is not None and parent_dir is None:
             raise ValueError("evaluator.parent needs evaluator.parent_dir, the folder that keeps the parent's weights")
-        return cls(dataset, train_cfg, num_val_ids=cfg.num_val_ids, validation=cfg.validation,
+        return cls(dataset, train_cfg, num_val_ids=cfg.num_val_ids, validation=cfg.validation, min_val_queries=cfg.min_val_queries,
                    latency=make_latency_source(cfg.latency, device), input_size=tuple(cfg.latency.input_size),
                    pretrained=cfg.pretrained, parent=parent, parent_path=parent_dir)
 
@@ -110,13 +113,30 @@ class ReIDEvaluator(Evaluator):
         if not self.val_query:
             if not isinstance(self.dataset, ReIDDataset):
                 self.dataset = make_dataset(self.dataset)
-            split = self._split = carve_validation(self.dataset.train, self.num_val_ids, self.split_seed, self.validation)
+            split = self._split = carve_validation(self.dataset.train, self.num_val_ids, self.split_seed, self.validation,
+                                                   self.min_val_queries)
             self._rest, self.val_query, self.val_gallery = split.train, split.query, split.gallery
             self.train_records = subset_ids(self._rest, self.train_config.max_ids, self.split_seed)
             log.info("data: %s", self.dataset.summary())
             log.info("%s; each candidate trains on %s", split.summary(), stats(self.train_records))
         if backbone is not None and self.parent is not None:
             self.parent_weights(backbone)
+        if backbone is not None and self.resolution is None:
+            self.resolution = self._measure_resolution(backbone)
+
+    def _measure_resolution(self, backbone: str) -> Resolution:
+        """The split's resolution, its bootstrap SD measured on the parent (what every candidate starts
+        from) or the plain backbone as built; warned about loudly when it cannot rank."""
+        start = self.parent_weights(backbone) if self.parent is not None else self.pretrained
+        torch.manual_seed(self.split_seed)
+        model = build_model(backbone, len({r.pid for r in self.train_records}), pretrained=start)
+        what = f"the parent {backbone}" if self.parent is not None else f"the plain {backbone} before training"
+        resolution = of_model(model, self.val_query, self.val_gallery, self.train_config, what)
+        log.info("validation resolution: %s", resolution.describe())
+        if not resolution.can_rank:
+            log.warning("THE VALIDATION SPLIT CANNOT RANK ARCHITECTURES: %s; every verdict of this study will say so",
+                        resolution.shortfall())
+        return resolution
 
     def produces(self) -> tuple[str, ...]:
         latency = self.latency.produces() if self.latency is not None else ()
@@ -149,7 +169,8 @@ class ReIDEvaluator(Evaluator):
 
     def fingerprint(self) -> str:
         settings = ["reid", *self._data_identity(), placement_free(replace(self.train_config, seed=0)),
-                    self.num_val_ids, *([self.validation] if self.validation != "auto" else []), self.pretrained, self.split_seed, list(self.input_size),
+                    self.num_val_ids, *([self.validation] if self.validation != "auto" else []),
+                    *([f"min_val_queries={self.min_val_queries}"] if self.min_val_queries else []), self.pretrained, self.split_seed, list(self.input_size),
                     self.latency.fingerprint() if self.latency is not None else None]
         return digest(settings + ([placement_free(self.parent)] if self.parent is not None else []))
 
@@ -163,7 +184,8 @@ class ReIDEvaluator(Evaluator):
         self.prepare()
         return {"data": {"name": self.dataset.name, "root": self.dataset.root, "summary": self.dataset.summary()},
                 "validation": {"protocol": self._split.protocol, "split_seed": self.split_seed, "ids": self._split.ids,
-                               "queries": len(self.val_query), "gallery": len(self.val_gallery)},
+                               "queries": len(self.val_query), "gallery": len(self.val_gallery),
+                               "resolution": (self.resolution or self._split.resolution).to_dict()},
                 "training": {"identities": len({r.pid for r in self.train_records}), "images": len(self.train_records),
                              "steps": training_steps(self.train_records, self.train_config).steps,
                              "parent": asdict(self.parent) if self.parent is not None else None,

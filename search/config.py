@@ -28,6 +28,14 @@ class FinalistsConfig:
 
 
 @dataclass
+class ConfirmConfig:
+    """Confirmation on fresh seeds at the end of a search (`attnas.search.apps.confirm`)."""
+
+    count: int = 0  # the K candidates with the largest seed-blocked gains are retrained; 0: none (attnas-export confirms its pick)
+    seeds: int = 5  # fresh seeds for each pick and the plain backbone: 5 confirm a gain of 2 residual SDs 83% of the time
+
+
+@dataclass
 class SearchConfig:
     """`attnas-search`: the groups, then the study's own knobs."""
 
@@ -64,5 +72,6 @@ class SearchConfig:
     plugins: list[str] = field(default_factory=list)  # modules imported first, registering their entries (apps/plugins.py)
     # measure the study's flagged (disturbed) latencies again, in place, and stop: no new trials
     retime: bool = False
+    confirm: ConfirmConfig = field(default_factory=ConfirmConfig)  # retrain the best candidates under fresh seeds
 
 

@@ -31,7 +31,9 @@ from optuna.trial import TrialState
 from attnas.evaluators import CachedEvaluator
 from attnas.evaluators.metric_registry import METRICS, constraint_violation, se_name
 from attnas.search.fidelity import promoted, rung_key
-from attnas.search.noise import NoiseFloor, noise_floors
+from attnas.search.noise import NoiseFloor, noise_floors, richest_records
+from attnas.search.racing import schedule_race
+from attnas.search.seed_blocks import fit_seed_blocked, gain_sentence, record_blocked_floor
 from attnas.space import ArchSpec
 
 if TYPE_CHECKING:
@@ -173,6 +175,7 @@ def make_objective(s: "SearchSetup", cfg: "SearchConfig"):
         trial.set_user_attr("claimed", claimed)
         trial.set_user_attr("num_blocks", spec.num_blocks)
         repeats = cfg.evaluator.reference_repeats if trial.user_attrs.get("reference") else cfg.evaluator.repeats
+        repeats = max(repeats, trial.user_attrs.get("racing_seeds", 0))  # a race: one more seed (attnas.search.racing)
         seeds = [cfg.seed + i for i in range(max(repeats, 1))]
         try:
             known, collided = known_record(trial.study, key, trial.number, claimed, cfg.duplicate_wait)
@@ -206,9 +209,17 @@ def make_objective(s: "SearchSetup", cfg: "SearchConfig"):
         for name, limit in constraints.items():
             trial.set_constraint(name, constraint_violation(name, metrics[name], limit))
         record_noise_floor(trial.study, floors)
-        log.info("trial %d %s: %s (%d seed%s%s), %.0f s", trial.number, key, _describe(metrics, objectives),
+        finished = [*trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), _Pending(key, per_seed)]
+        accuracy = next((o for o in objectives if o in seeded), seeded[0] if seeded else None)
+        fit = fit_seed_blocked(richest_records(finished), accuracy, str(ArchSpec.parse(spec.backbone))) if accuracy else None
+        record_blocked_floor(trial.study, accuracy, fit, log)
+        gain = gain_sentence(fit, accuracy, key) if per_seed else ""
+        log.info("trial %d %s: %s (%d seed%s%s)%s, %.0f s", trial.number, key, _describe(metrics, objectives),
                  len(per_seed.get("seeds", [])), "" if len(per_seed.get("seeds", [])) == 1 else "s",
-                 f", copied from trial {known.number}" if not fresh and known is not None else "", time.perf_counter() - started)
+                 f", copied from trial {known.number}" if not fresh and known is not None else "", gain, time.perf_counter() - started)
+        if cfg.evaluator.racing:
+            schedule_race(trial, space, objectives, [METRICS[o].direction for o in objectives], floors, constraints,
+                          cfg.evaluator.racing_seeds, cfg.evaluator.racing_budget)
         return [metrics[name] for name in objectives]
 
     return objective

@@ -19,7 +19,8 @@ from attnas.search.analysis.evidence import probability_non_dominated, verdict
 from attnas.search.analysis.deploy import export_model
 from attnas.search.analysis.export import InsignificantError, export_spec, knee, load_study, pick
 from attnas.search.analysis.report import write_report
-from attnas.search.analysis.rules import fit_effects, rules_in_words
+from attnas.search.analysis.rules import discoveries, fit_effects, rules_in_words
+from attnas.search.apps.confirm import confirm
 from attnas.space import ArchSpec, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -48,7 +49,7 @@ def make_study(entries, storage=None, name="hand"):
 
 HAND = [
     ("resnet50", [0.698, 0.700, 0.702], 1.00, ("reference", True)),  # three seeds: the noise floor
-    ("resnet50:layer3.5=cnl", [0.738, 0.742], 1.02),
+    ("resnet50:layer3.5=cnl", [0.738, 0.742, 0.740], 1.02),  # with the plain backbone: 2 residual degrees of freedom
     ("resnet50:layer3.5=se", 0.72, 1.01),
     ("resnet50:layer1.2=nl", 0.73, 1.60),  # better mAP than SE but infeasible (latency > 1.2)
     ("resnet50:layer2.3=se", 0.71, 1.03),  # dominated by layer3.5=se
@@ -114,7 +115,7 @@ def simulated_table(seed: int, archs: int = 80, noise: float = 0.01) -> pd.DataF
 def test_rule_intervals_cover_planted_effects_and_call_zero_effects_noise():
     covered = planted = zero_called_noise = zeros = 0
     for seed in range(50):  # 50 simulated studies
-        effects = [e for e in fit_effects(simulated_table(seed), ["mAP"], "stage", bootstrap=400, seed=seed)]
+        effects = discoveries(fit_effects(simulated_table(seed), ["mAP"], "stage", seed=seed))
         for e in effects:
             truth = PLANTED.get((e.block, e.where), 0.0)
             if truth:
@@ -130,7 +131,7 @@ def test_rule_intervals_cover_planted_effects_and_call_zero_effects_noise():
 
 def test_rules_state_findings_only_when_the_interval_excludes_zero():
     table = simulated_table(0, archs=200)
-    stage = fit_effects(table, ["mAP", "latency_ratio"], "stage")
+    stage = discoveries(fit_effects(table, ["mAP", "latency_ratio"], "stage"))
     rules = rules_in_words(table, table.nlargest(5, "mAP"), ["mAP", "latency_ratio"], stage)
     assert re.match(r"cnl in layer3: \+[23]\.\d+ mAP points \[\+[23]", rules.findings[0]), rules.findings[0]
     assert any(r.startswith("nl in layer1: +50% latency") for r in rules.findings)
@@ -176,18 +177,37 @@ def test_dashboard_renders_in_headless_chromium(tmp_path):
 
 
 def test_export_writes_spec_metrics_uncertainty_verdict_and_provenance(tmp_path):
+    from tests.test_confirmation import TRUTH, PlantedEvaluator
+
     study = make_study(HAND)
-    spec, record = export_spec(study, "latency<=1.015", tmp_path, storage="memory")
+    retrain = PlantedEvaluator(TRUTH)  # training replaced by the truth: the fresh-seed runs of a confirmation
+    again = lambda spec: confirm(study, retrain, [spec], seeds=4)  # noqa: E731
+    spec, record = export_spec(study, "latency<=1.015", tmp_path, storage="memory", confirm=again)
     assert spec == ArchSpec.parse("resnet50:layer3.5=se")  # best mAP among latency <= 1.015 (tie broken by trial order)
     assert record["provenance"]["trial"] == 2 and record["metrics"]["mAP"] == 0.72
     assert record["verdict"]["significant"] is True and record["verdict"]["versus"] == "resnet50"
-    assert record["verdict"]["gain"] == pytest.approx(0.02) and record["uncertainty"]["noise_floor"]["mAP"]["specs"] == 2
+    assert record["verdict"]["tested"] == 4  # the infeasible NL is not a candidate
+    # within seed 0, the only seed they share, the plain backbone scored 0.698: the gain is 0.022, not 0.72 - 0.700
+    assert record["verdict"]["gain"] == pytest.approx(0.022) and record["uncertainty"]["noise_floor"]["mAP"]["specs"] == 2
+    assert record["verdict"]["confirmed"] is True and record["verdict"]["confirmation"]["gain"] == pytest.approx(0.02, abs=0.004)
     low, high = record["uncertainty"]["intervals_95"]["mAP"]
     assert low < 0.72 < high
     assert ArchSpec.load(tmp_path / "architecture.yaml") == spec
     assert ArchSpec.load(tmp_path / "architecture.json") == spec
-    assert export_spec(study, "max_map", tmp_path / "max")[0] == ArchSpec.parse("resnet50:layer3.5=cnl")
-    assert export_spec(study, "knee", tmp_path / "knee")[0] in {ArchSpec.parse(s) for s in view(study).front["spec"]}
+    assert export_spec(study, "max_map", tmp_path / "max", confirm=again)[0] == ArchSpec.parse("resnet50:layer3.5=cnl")
+    assert export_spec(study, "knee", tmp_path / "knee", confirm=again)[0] in {ArchSpec.parse(s) for s in view(study).front["spec"]}
+
+
+def test_a_knee_never_pays_latency_for_a_tie_within_noise():
+    # the knee of these three is the middle one, which costs 5% latency for 0.00002 mAP over the fast one
+    study = make_study([("resnet50", [0.698, 0.700, 0.702], 1.00, ("reference", True)),
+                        ("resnet50:layer3.5=cnl", [0.768, 0.772, 0.770], 1.15),
+                        ("resnet50:layer4.0=eca", 0.73000, 1.01), ("resnet50:layer3.5=se", 0.73002, 1.06),
+                        ("resnet50:layer2.3=se", 0.60, 1.02)])
+    front = view(study).front
+    candidates = front[front["num_blocks"] > 0].reset_index(drop=True)
+    assert candidates.loc[knee(candidates, ["mAP", "latency_ratio"], ["maximize", "minimize"]), "spec"] == "resnet50:layer3.5=se"
+    assert pick(view(study), "knee")[0]["spec"] == "resnet50:layer4.0=eca"  # the same mAP within noise, 5% faster
 
 
 def test_exported_model_round_trips_in_every_format(tmp_path):
@@ -238,24 +258,31 @@ def test_report_and_export_commands(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert report.returncode == 0, report.stderr
     assert (tmp_path / "rep" / "dashboard.html").exists()
+    refused = subprocess.run([str(bin_dir / "attnas-export"), f"storage={storage}", "study_name=cli", "pick=latency<=1.015",
+                              f"out={tmp_path / 'exp'}"], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 3 and "was not confirmed on fresh seeds" in refused.stdout + refused.stderr  # made by hand
     export = subprocess.run([str(bin_dir / "attnas-export"), f"storage={storage}", "study_name=cli", "pick=latency<=1.015",
-                             f"out={tmp_path / 'exp'}"], capture_output=True, text=True, timeout=120)
+                             f"out={tmp_path / 'exp'}", "allow_unconfirmed=true"], capture_output=True, text=True, timeout=120)
     assert export.returncode == 0, export.stderr
     assert "picked resnet50:layer3.5=se" in export.stdout
     record = yaml.safe_load((tmp_path / "exp" / "architecture.yaml").read_text())
     assert record["embedding"].startswith("eval() returns the BNNeck embedding") and record["verdict"]["significant"]
+    assert record["verdict"]["confirmed"] is False
     missing = subprocess.run([str(bin_dir / "attnas-export"), f"storage={storage}", "study_name=nope", f"out={tmp_path / 'x'}"],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "studies there: cli" in missing.stderr + missing.stdout
 
 
-def coin_toss_study(seed=0):
-    """Every candidate has the plain backbone's true mAP; only seed noise tells them apart."""
+def coin_toss_study(seed=0, storage=None):
+    """Every candidate has the plain backbone's true mAP; only seed noise tells them apart. The plain
+    backbone and one reference ran under three seeds, the others under the first."""
     rng = np.random.default_rng(seed)
-    entries = [("resnet50", list(0.30 + rng.normal(0, 0.01, 3)), 1.00, ("reference", True))]
-    for i, spec in enumerate(["layer3.5=cnl", "layer3.5=se", "layer2.3=eca", "layer4.0=gc", "layer1.2=nl", "layer4.2=cnl"]):
-        entries.append((f"resnet50:{spec}", float(0.30 + rng.normal(0, 0.01)), 1.00 + 0.01 * (i + 1)))
-    return make_study(entries)
+    entries = [("resnet50", list(0.30 + rng.normal(0, 0.01, 3)), 1.00, ("reference", True)),
+               ("resnet50:layer3.5=cnl", list(0.30 + rng.normal(0, 0.01, 3)), 1.01, ("reference", True)),
+               ("resnet50:layer3.5=se", list(0.30 + rng.normal(0, 0.01, 3)), 1.01, ("reference", True))]
+    for i, spec in enumerate(["layer2.3=eca", "layer4.0=gc", "layer1.2=nl", "layer4.2=cnl"]):
+        entries.append((f"resnet50:{spec}", float(0.30 + rng.normal(0, 0.01)), 1.01 + 0.01 * (i + 1)))
+    return make_study(entries, storage=storage)
 
 
 def test_knee_refuses_when_no_candidate_beats_the_plain_backbone_beyond_seed_noise(tmp_path):
@@ -265,7 +292,7 @@ def test_knee_refuses_when_no_candidate_beats_the_plain_backbone_beyond_seed_noi
     message = str(info.value)
     assert "\n" not in message and message.startswith("no candidate beats resnet50 beyond seed noise at this budget: best +")
     assert "mAP points (± " in message and not (tmp_path / "architecture.yaml").exists()
-    spec, record = export_spec(study, "knee", tmp_path, allow_insignificant=True)
+    spec, record = export_spec(study, "knee", tmp_path, allow_unconfirmed=True)
     assert record["verdict"]["significant"] is False and record["verdict"]["study"].startswith("no candidate beats")
     assert yaml.safe_load((tmp_path / "architecture.yaml").read_text())["verdict"]["significant"] is False
 
@@ -282,7 +309,8 @@ def test_a_real_gain_is_significant_and_a_study_without_repeats_says_its_uncerta
 def test_dashboard_shows_the_noise_floor_the_verdict_and_honest_rules(tmp_path):
     page = write_report(coin_toss_study(), tmp_path)["html"].read_text()
     evidence = page.split('id="evidence">')[1].split("</ul>")[0]
-    assert "seed noise of mAP: one run moves by" in evidence and "3 runs" in evidence
+    assert "seed noise of mAP: one run moves by" in evidence and "9 runs" in evidence
+    assert "within shared seeds: a seed effect common to every architecture of" in evidence
     assert "no candidate beats resnet50 beyond seed noise" in evidence
     findings = page.split('id="findings">')[1].split("</ul>")[0]
     assert "mAP points" not in findings  # no accuracy rule is claimed from a coin toss
@@ -299,8 +327,9 @@ def test_export_commands_refuse_mismatched_or_missing_weights_before_writing_any
     torch.save(build_model("resnet50:layer1.2=nl", 3).state_dict(), other / "model.pt")
     ArchSpec.parse("resnet50:layer1.2=nl").save(other / "spec.yaml")  # what attnas-train writes beside its weights
 
-    def export(*args):
-        return subprocess.run([str(bin_dir / "attnas-export"), f"storage={storage}", "study_name=w", "pick=max_map", *args],
+    def export(*args):  # a hand-made study has nothing to retrain a pick with
+        return subprocess.run([str(bin_dir / "attnas-export"), f"storage={storage}", "study_name=w", "pick=max_map",
+                               "allow_unconfirmed=true", *args],
                               capture_output=True, text=True, timeout=300)
 
     mismatch = export("model=true", f"weights={other / 'model.pt'}", f"out={tmp_path / 'a'}")
@@ -327,7 +356,7 @@ def test_reports_and_exports_go_next_to_the_storage_by_default(tmp_path):
     report = subprocess.run([str(bin_dir / "attnas-report"), f"storage={storage}", "study_name=near"],
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert report.returncode == 0 and (tmp_path / "runs" / "x" / "reports" / "near" / "dashboard.html").exists()
-    export = subprocess.run([str(bin_dir / "attnas-export"), f"storage={storage}", "study_name=near"],
+    export = subprocess.run([str(bin_dir / "attnas-export"), f"storage={storage}", "study_name=near", "allow_unconfirmed=true"],
                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert export.returncode == 0 and (tmp_path / "runs" / "x" / "exports" / "near" / "architecture.yaml").exists()
 
@@ -346,15 +375,18 @@ def test_models_can_be_deep_copied_pickled_and_averaged_as_ema_and_swa_need():
     torch.testing.assert_close(averaged.module.eval()(x), model.eval()(x))
 
 
-def test_importances_are_computed_on_positions_not_on_sampler_slots():
-    from attnas.search.analysis.view import position_importances
+def test_importances_are_computed_on_positions_not_on_sampler_slots_with_their_uncertainty():
+    from attnas.search.analysis.importance import position_importances
 
     table = simulated_table(1, archs=120)
     table["mAP"] += [0.05 * ("layer3.5=" in spec) for spec in table["spec"]]  # anything at layer3.5 helps a lot
     v = view(make_study([(row.spec, row.mAP, row.latency_ratio) for row in table.itertuples()]))
-    importances = position_importances(v)
+    importances = position_importances(v.architectures, "mAP", "resnet50")
     assert set(importances["parameter"]) <= set(layout("resnet50").positions)
-    assert importances.iloc[0]["parameter"] == "layer3.5"
+    top = importances.iloc[0]
+    assert top["parameter"] == "layer3.5" and top["distinguishable"] and top["lo"] <= top["importance"] <= top["hi"]
+    assert not importances.iloc[-1]["distinguishable"]  # a position that does nothing explains only its chance share
+    assert (importances["chance"] > 0).all()
 
 
 def test_an_effect_seen_in_one_architecture_is_not_listed_as_an_interval_that_includes_zero():
@@ -369,3 +401,27 @@ def test_an_effect_seen_in_one_architecture_is_not_listed_as_an_interval_that_in
     alone = [r for r in rules.noise if "one architecture only" in r]
     assert len(include_zero) == 1 and "se in layer4" in include_zero[0] and "nl" not in include_zero[0]
     assert len(alone) == 1 and "nl in layer3 [+15, +22]" in alone[0]
+
+
+def test_dashboard_draws_no_interval_on_exact_flops_and_states_how_long_candidates_trained(tmp_path):
+    from attnas.search.analysis.report import front_figure
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.set_user_attr("objectives", ["mAP", "gflops"])
+    for spec, runs, flops in HAND_FLOPS:
+        trial = study.ask()
+        trial.set_user_attr("spec", spec)
+        trial.set_user_attr("per_seed", {"seeds": list(range(len(runs))), "mAP": runs, "train_steps": [96] * len(runs)})
+        trial.set_user_attr("metrics", {"mAP": float(np.mean(runs)), "gflops": flops})
+        study.tell(trial, [float(np.mean(runs)), flops])
+    figure = front_figure(view(study))
+    assert all(trace.error_x.visible is False for trace in figure.data[:2])  # GFLOPs are exact: no bars
+    assert any(trace.error_y.visible for trace in figure.data[:2])  # mAP has seed noise: bars
+    page = write_report(study, tmp_path)["html"].read_text()
+    evidence = page.split('id="evidence">')[1].split("</ul>")[0]
+    assert "(each candidate trained 96 optimiser steps, 96-96 over 10 runs)" in evidence
+
+
+HAND_FLOPS = [("resnet50", [0.698, 0.700, 0.702], 4.10), ("resnet50:layer3.5=cnl", [0.738, 0.742, 0.740], 4.12),
+              ("resnet50:layer3.5=se", [0.72], 4.11), ("resnet50:layer4.0=eca", [0.71], 4.10),
+              ("resnet50:layer2.3=se", [0.70], 4.11), ("resnet50:layer1.2=nl", [0.73], 4.60)]

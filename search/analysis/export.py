@@ -1,12 +1,25 @@
 """Export the chosen architecture: its spec with metrics, their uncertainty, the verdict against
-seed noise and the provenance (`attnas.search.analysis.deploy` writes the model itself)."""
+seed noise, its confirmation on fresh seeds and the provenance (`attnas.search.analysis.deploy`
+writes the model itself).
+
+What gets exported, for a study whose accuracy depends on the training seed:
+
+* the pick is made among candidates the search found significant (false discovery rate
+  `alpha`) or that a confirmation already confirmed; none: `InsignificantError` (exit 3);
+* the pick must then survive confirmation on fresh seeds (`confirmation`). When the study holds
+  no confirmation of it, `confirm(spec)` (the app's: it retrains the pick and the plain backbone)
+  is asked for one; without that callable (Python API) or when confirming is impossible, the
+  pick counts as unconfirmed. Unconfirmed or refuted: `UnconfirmedError` (exit 3).
+* `allow_unconfirmed` exports anyway (from every feasible architecture when nothing is
+  significant), and the file says what the evidence was.
+"""
 
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import optuna
@@ -19,7 +32,8 @@ from attnas.evaluators.latency.profile import LatencyProfile
 from attnas.search.analysis.deploy import EMBEDDING
 from attnas.search.analysis.view import StudyView, view
 from attnas.search.pareto import pareto_mask
-from attnas.search.analysis.evidence import Verdict, verdict
+from attnas.search.analysis.confirmation import Confirmation, Confirmed, confirmation_of
+from attnas.search.analysis.evidence import Verdict, difference_se, verdict
 from attnas.space import ArchSpec
 
 _BOUND = re.compile(r"^(?P<metric>\w+)\s*(?P<op><=|>=|<|>)\s*(?P<value>[-+0-9.eE]+)$")
@@ -54,34 +68,37 @@ class InsignificantError(ValueError):
     """No candidate beats the plain backbone beyond seed noise; the message is the verdict."""
 
 
-def pick(v: StudyView, rule: str, min_gain_se: float = 2.0, allow_insignificant: bool = False) -> tuple[pd.Series, Verdict]:
-    """`knee`, `max_map` (best first objective), or a bound such as `latency<=1.05` (best first
-    objective among feasible architectures meeting it; `latency` means `latency_ratio`).
+class UnconfirmedError(InsignificantError):
+    """The pick was not confirmed on fresh seeds (refuted, or never confirmed); the message says which."""
 
-    Only architectures whose gain over the plain backbone on the accuracy objective exceeds
-    `min_gain_se` standard errors of the difference are considered (studies whose objectives
-    do not depend on the seed have nothing to test). When none does, `InsignificantError` says
-    so, unless `allow_insignificant`: then every feasible architecture is considered and the
-    verdict goes with the export."""
-    judged = verdict(v, min_gain_se)
+
+class CannotConfirm(RuntimeError):
+    """Confirming is impossible here (no evaluator config in the study, another fingerprint, ...)."""
+
+
+def equivalent_cheaper(v: StudyView, pool: pd.DataFrame, chosen: pd.Series) -> pd.Series:
+    """The member of `pool`'s front that is best on the second objective among those whose first
+    objective the study cannot tell from `chosen`'s (difference within 1.96 standard errors, seed-
+    blocked when the study has the fit): a knee never pays latency for a tie within noise."""
+    first, second = v.objectives[0], v.objectives[1]
+    better = -1.0 if v.directions[1] == "maximize" else 1.0
+    best = chosen
+    for _, row in pool.iterrows():
+        tie = abs(row[first] - chosen[first]) <= 1.96 * difference_se(v, row, chosen) or row[first] == chosen[first]
+        if tie and better * row[second] < better * best[second]:
+            best = row
+    return best
+
+
+def _select(v: StudyView, pool: pd.DataFrame, rule: str, table: pd.DataFrame) -> pd.Series:
     first, ascending = v.objectives[0], v.directions[0] == "minimize"
-    table = v.architectures[v.architectures["feasible"]]
-    if table.empty:
-        raise ValueError(f"study {v.study.study_name!r} has no feasible architecture; relax the constraints")
-    if judged.objective is not None:
-        pool = table[table["spec"].isin(judged.significant)]
-        if pool.empty:
-            if not allow_insignificant:
-                raise InsignificantError(judged.sentence() + "; allow_insignificant=true exports anyway, with this verdict")
-            pool = table
-    else:
-        pool = table
     if rule == "knee":
         front = pool[pareto_mask(pool[v.objectives].to_numpy(dtype=float), v.directions)]
         front = front.sort_values(first, ascending=ascending)
-        return front.loc[knee(front, v.objectives, v.directions)], judged
+        chosen = front.loc[knee(front, v.objectives, v.directions)]
+        return equivalent_cheaper(v, front, chosen) if len(v.objectives) > 1 else chosen
     if rule in ("max_map", f"best_{first}"):
-        return pool.sort_values(first, ascending=ascending).iloc[0], judged
+        return pool.sort_values(first, ascending=ascending).iloc[0]
     match = _BOUND.match(rule.replace(" ", ""))
     if match is None:
         raise ValueError(f"unknown pick {rule!r}; use knee, max_map, or METRIC<=VALUE such as latency<=1.05")
@@ -94,7 +111,54 @@ def pick(v: StudyView, rule: str, min_gain_se: float = 2.0, allow_insignificant:
     if chosen.empty:
         raise ValueError(f"no {'feasible' if pool is table else 'significant'} architecture has {name} {match['op']} "
                          f"{match['value']}; the range seen is {pool[name].min():.4g}..{pool[name].max():.4g}")
-    return chosen.sort_values(first, ascending=ascending).iloc[0], judged
+    return chosen.sort_values(first, ascending=ascending).iloc[0]
+
+
+def pick(v: StudyView, rule: str, alpha: float = 0.05, allow_unconfirmed: bool = False,
+         confirmation: Confirmation | None = None) -> tuple[pd.Series, Verdict]:
+    """`knee`, `max_map` (best first objective), or a bound such as `latency<=1.05` (best first
+    objective among feasible architectures meeting it; `latency` means `latency_ratio`), among
+    the candidates the search found significant or a confirmation confirmed. When there are none,
+    `InsignificantError` says so, unless `allow_unconfirmed`: then every feasible architecture is
+    considered and the verdict goes with the export."""
+    judged = verdict(v, alpha)
+    table = v.architectures[v.architectures["feasible"]]
+    if table.empty:
+        raise ValueError(f"study {v.study.study_name!r} has no feasible architecture; relax the constraints")
+    pool = table
+    if judged.objective is not None:
+        pool = table[table["spec"].isin([*judged.significant, *(confirmation.confirmed if confirmation else [])])]
+        if pool.empty:
+            if not allow_unconfirmed:
+                raise InsignificantError(judged.sentence() + "; allow_unconfirmed=true exports anyway, with this verdict")
+            pool = table
+    return _select(v, pool, rule, table), judged
+
+
+def confirmed_pick(study: optuna.Study, v: StudyView, row: pd.Series, judged: Verdict, allow_unconfirmed: bool,
+                   confirm: Callable[[str], Confirmation] | None) -> tuple[Confirmed | None, str]:
+    """The pick's confirmation (asking `confirm` for one when the study holds none) and, when it
+    is missing or refuted, why; raises `UnconfirmedError` then unless `allow_unconfirmed`."""
+    if judged.objective is None or row["num_blocks"] == 0:
+        return None, ""
+    confirmation = confirmation_of(study)
+    found = confirmation.result(row["spec"]) if confirmation else None
+    why = ""
+    if found is None and confirm is not None:
+        try:
+            found = confirm(row["spec"]).result(row["spec"])
+        except CannotConfirm as error:
+            why = str(error)
+    if found is None:
+        why = why or "no confirmation ran (confirm.seeds=0, or the Python API without a confirm callable)"
+        reason = f"{row['spec']} was not confirmed on fresh seeds: {why}"
+    elif not found.confirmed:
+        reason = f"{row['spec']} did not survive confirmation: {confirmation_of(study).describe(found, named=False)}"
+    else:
+        return found, ""
+    if not allow_unconfirmed:
+        raise UnconfirmedError(reason + "; allow_unconfirmed=true exports anyway, with this verdict")
+    return found, reason
 
 
 _BOOKKEEPING = ("spec", "number", "num_blocks", "seeds", "feasible", "on_front", "p_front", "reference", "times_proposed",
@@ -107,12 +171,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def export_record(study: optuna.Study, rule: str, storage: str = "", min_gain_se: float = 2.0,
-                  allow_insignificant: bool = False, profile: LatencyProfile | None = None) -> tuple[ArchSpec, dict]:
+def export_record(study: optuna.Study, rule: str, storage: str = "", alpha: float = 0.05, allow_unconfirmed: bool = False,
+                  profile: LatencyProfile | None = None,
+                  confirm: Callable[[str], Confirmation] | None = None) -> tuple[ArchSpec, dict]:
     """The picked spec and everything an exported architecture file says about it (with
-    `profile`, picked by that device's predicted latency)."""
+    `profile`, picked by that device's predicted latency; `confirm(spec)` retrains a pick the
+    study holds no confirmation of)."""
     v = view(study, profile)
-    row, judged = pick(v, rule, min_gain_se, allow_insignificant)
+    row, judged = pick(v, rule, alpha, allow_unconfirmed, confirmation_of(study))
+    confirmed, unconfirmed = confirmed_pick(study, v, row, judged, allow_unconfirmed, confirm)
     spec = ArchSpec.parse(row["spec"])
     significant = row["spec"] in judged.significant
     attrs = study.user_attrs
@@ -124,10 +191,16 @@ def export_record(study: optuna.Study, rule: str, storage: str = "", min_gain_se
                     if k not in _BOOKKEEPING and not k.endswith(("_lo", "_hi")) and not pd.isna(row[k])},
         "uncertainty": {"seeds": int(row["seeds"]), "p_front": _plain(row["p_front"]),
                         "intervals_95": {o: [_plain(row[f"{o}_lo"]), _plain(row[f"{o}_hi"])] for o in v.objectives},
-                        "noise_floor": {k: f.to_dict() for k, f in v.noise_floor.items()}},
+                        "noise_floor": {k: f.to_dict() for k, f in v.noise_floor.items()},
+                        "seed_blocked": {k: fit.floor.to_dict() for k, fit in v.blocked.items() if fit.floor is not None}},
         "verdict": {"significant": bool(significant) if judged.objective else None, "objective": judged.objective,
                     "versus": judged.plain, "gain": _plain(row["gain"]), "gain_se": _plain(row["gain_se"]),
-                    "min_gain_se": min_gain_se, "study": judged.sentence()},
+                    "alpha": alpha, "tested": judged.tested, "study": judged.sentence(),
+                    "confirmed": (None if judged.objective is None or row["num_blocks"] == 0
+                                  else bool(confirmed and confirmed.confirmed)),
+                    "confirmation": None if confirmed is None else {k: _plain(x) for k, x in vars(confirmed).items()},
+                    "unconfirmed": unconfirmed or None,
+                    "train_steps": (trial.user_attrs.get("per_seed") or {}).get("train_steps")},  # how long each run trained
         "status": {k: _plain(row[k]) for k in ("feasible", "on_front", "reference", "times_proposed") if k in row.index},
         "embedding": EMBEDDING,
         "provenance": {
@@ -173,8 +246,9 @@ def write_export(record: dict, out_dir: str | Path, overwrite: bool = False) -> 
     return out
 
 
-def export_spec(study: optuna.Study, rule: str, out_dir: str | Path, storage: str = "", min_gain_se: float = 2.0,
-                allow_insignificant: bool = False, overwrite: bool = False) -> tuple[ArchSpec, dict]:
-    spec, record = export_record(study, rule, storage, min_gain_se, allow_insignificant)
+def export_spec(study: optuna.Study, rule: str, out_dir: str | Path, storage: str = "", alpha: float = 0.05,
+                allow_unconfirmed: bool = False, overwrite: bool = False,
+                confirm: Callable[[str], Confirmation] | None = None) -> tuple[ArchSpec, dict]:
+    spec, record = export_record(study, rule, storage, alpha, allow_unconfirmed, confirm=confirm)
     write_export(record, out_dir, overwrite)
     return spec, record

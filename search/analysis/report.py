@@ -18,19 +18,22 @@ import plotly.graph_objects as go
 from attnas.evaluators.metric_registry import METRICS
 from attnas.evaluators.latency.profile import LatencyProfile
 from attnas.models.backbones import layout
+from attnas.search.analysis.evidence_box import confirmation_table, evidence_lines, evidence_summary
 from attnas.search.analysis.view import Analysis, StudyView, analyse
 from attnas.search.analysis.stages import stage_comparison
 
 
 def _hover(row, names) -> str:
-    metrics = ", ".join(f"{n}={row[n]:.4g} [{row[f'{n}_lo']:.4g}, {row[f'{n}_hi']:.4g}]" for n in names)
+    metrics = ", ".join(f"{n}={row[n]:.4g}" + (f" [{row[f'{n}_lo']:.4g}, {row[f'{n}_hi']:.4g}]" if row[f"{n}_hi"] != row[f"{n}_lo"]
+                                                else "") for n in names)
     return (f"{row['spec']}<br>{metrics}<br>P(on front)={row['p_front']:.2f}, {row['seeds']} seed(s)<br>"
             f"trial #{row['number']}{' (reference)' if row['reference'] else ''}")
 
 
 def _errors(frame: pd.DataFrame, name: str) -> dict:
-    half = (frame[f"{name}_hi"] - frame[f"{name}_lo"]) / 2
-    return dict(type="data", array=half.fillna(0).tolist(), visible=True, thickness=1)
+    """Error bars of the 95% intervals; none at all for an exact quantity (FLOPs, parameters)."""
+    half = ((frame[f"{name}_hi"] - frame[f"{name}_lo"]) / 2).fillna(0)
+    return dict(type="data", array=half.tolist(), visible=bool((half > 0).any()), thickness=1)
 
 
 def front_figure(v: StudyView) -> go.Figure:
@@ -97,17 +100,24 @@ def stage_figure(a: Analysis) -> go.Figure:
         fig.add_trace(go.Bar(x=part["feature"], y=part["estimate"], name=name,
                              error_y=dict(type="data", symmetric=False, array=(part["hi"] - part["estimate"]).fillna(0),
                                           arrayminus=(part["estimate"] - part["lo"]).fillna(0))))
-    fig.update_layout(title="effect per block type and stage (additive model, 95% bootstrap intervals)", barmode="group",
+    fig.update_layout(title="effect per block type and stage (additive model; intervals at the false-coverage level of each "
+                            "objective's effects)", barmode="group",
                       height=380)
     return fig
 
 
 def importance_figure(a: Analysis) -> go.Figure | None:
-    if a.importances.empty:
+    frame = a.importances
+    if frame.empty:
         return None
-    fig = go.Figure(go.Bar(x=a.importances["importance"], y=a.importances["parameter"], orientation="h"))
-    fig.update_layout(title=f"importance of each position for {a.view.objectives[0]} (Optuna's importance evaluator over which "
-                            f"block sits there, or none)", height=320)
+    fig = go.Figure(go.Bar(x=frame["importance"], y=frame["parameter"], orientation="h", name="share explained",
+                           error_x=dict(type="data", symmetric=False, array=frame["hi"] - frame["importance"],
+                                        arrayminus=frame["importance"] - frame["lo"]),
+                           marker=dict(color=["steelblue" if d else "lightgray" for d in frame["distinguishable"]])))
+    fig.add_trace(go.Scatter(x=frame["chance"], y=frame["parameter"], mode="markers", name="chance level (no effect)",
+                             marker=dict(symbol="line-ns-open", size=14, color="red")))
+    fig.update_layout(title=f"share of the variance of {a.view.objectives[0]} explained by what sits at each position, 90% "
+                            f"bootstrap intervals; grey: not distinguishable from its chance level", height=320)
     return fig
 
 
@@ -139,7 +149,7 @@ def front_table(v: StudyView) -> str:
     rows = rows.sort_values(["p_front", v.objectives[0]], ascending=[False, v.directions[0] == "minimize"])
     extra = [c for c in METRICS if c in rows and METRICS[c].direction and c not in v.objectives][:4]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ["spec", *v.objectives, "P(on front)", "seeds",
-                                                           "gain vs plain (z)", *extra, ""])
+                                                           "gain vs plain, same seeds (z)", *extra, ""])
     body = []
     for _, row in rows.iterrows():
         spec = html.escape(row["spec"])
@@ -152,23 +162,8 @@ def front_table(v: StudyView) -> str:
 
 
 def evidence(a: Analysis) -> str:
-    """The noise floor and the verdict, in words."""
-    v, lines = a.view, []
-    for name, floor in v.noise_floor.items():
-        if name in v.objectives:
-            lines.append(f"seed noise of {name}: one run moves by {METRICS[name].format(floor.sd)} (SD) "
-                         f"(pooled over {floor.specs} specs, {floor.seeds} runs, {floor.dof} degrees of freedom)")
-    if not v.uncertainty_known:
-        lines.append("no noise floor: no spec of this study was trained under two or more seeds, so the uncertainty of "
-                     "its accuracy is unknown; set evaluator.reference_repeats >= 2")
-    if "latency_unreliable" in v.architectures:
-        flagged = v.architectures[v.architectures["latency_unreliable"].fillna(0) > 0]["spec"].tolist()
-        if flagged:
-            lines.append(f"latency of {len(flagged)} architecture(s) looked disturbed even after re-timing (red rings): "
-                         f"{', '.join(flagged[:5])}{' ...' if len(flagged) > 5 else ''}; time them on a quiet machine "
-                         f"or use a latency profile")
-    lines.append(f"verdict: {a.verdict.sentence()}")
-    return "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    """The noise floor, the validation split, the verdict and its confirmation, in words."""
+    return "".join(f"<li>{html.escape(line)}</li>" for line in evidence_lines(a))
 
 
 def stages_html(study: optuna.Study) -> str:
@@ -205,6 +200,7 @@ def summary(a: Analysis) -> dict:
         "not_distinguishable": a.rules.noise,
         "observations": a.rules.observations,
         "study_user_attrs": v.study.user_attrs,
+        **evidence_summary(a),
     }
 
 
@@ -227,8 +223,9 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} td:first-child{{
 <p>{len(study.trials)} trials, {len(v.architectures)} distinct architectures ({a.duplicate_trials} re-proposals counted once),
 {len(v.front)} on the Pareto front of the means; hypervolume {a.hypervolume:.4g} (reference point {np.round(a.reference, 4).tolist()}).</p>
 <p id="latency-source">Latency: {html.escape(v.latency_source or 'no latency in this study')}.</p>
-<h2>Evidence</h2><ul class="evidence" id="evidence">{evidence(a)}</ul>
-<h2>Placement rules</h2><h3>Findings (95% interval excludes zero)</h3><ul id="findings">{items(a.rules.findings)}</ul>
+<h2>Evidence</h2><ul class="evidence" id="evidence">{evidence(a)}</ul>{confirmation_table(a)}
+<h2>Placement rules</h2><h3>Findings (false discovery rate controlled over every effect; intervals at the
+false-coverage level, which excludes zero)</h3><ul id="findings">{items(a.rules.findings)}</ul>
 <h3>Not distinguishable from noise</h3><ul id="noise">{items(a.rules.noise)}</ul>
 <h3>What the front holds</h3><ul>{items(a.rules.observations)}</ul>{stages_html(study)}
 {parts[0]}<h2>Pareto front</h2>{front_table(v)}{''.join(parts[1:])}</body></html>"""

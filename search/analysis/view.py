@@ -9,8 +9,7 @@ evaluated it stands for it (duplicates carry `duplicate_of` and the same values)
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import optuna
@@ -22,10 +21,14 @@ from attnas.evaluators.latency.profile import LatencyProfile
 from attnas.evaluators.latency.sources import LATENCY_SOURCES
 from attnas.search.pareto import hypervolume, pareto_mask
 from attnas.search.pareto import hypervolume_history as hypervolume_history_of
-from attnas.search.analysis.evidence import Verdict, gains_over_plain, probability_non_dominated, standard_errors, t_factor, verdict
-from attnas.search.noise import NoiseFloor, noise_floors
-from attnas.models.backbones import layout
-from attnas.search.analysis.rules import Rules, effects_frame, fit_effects, rules_in_words
+from attnas.evaluators.reid.resolution import Resolution
+from attnas.search.analysis.confirmation import Confirmation, confirmation_of
+from attnas.search.analysis.evidence import Verdict, gains_over_plain, resolution_of, standard_errors, t_factor, verdict
+from attnas.search.analysis.importance import position_importances
+from attnas.search.front_probability import probability_non_dominated
+from attnas.search.noise import NoiseFloor, noise_floors, richest_records
+from attnas.search.analysis.rules import Rules, discoveries, effects_frame, fit_effects, parse_spec, rules_in_words
+from attnas.search.seed_blocks import SeedBlockedFit, blocked_floors
 from attnas.space import ArchSpec
 
 
@@ -38,6 +41,8 @@ class StudyView:
     front: pd.DataFrame  # Pareto-optimal feasible architectures (point estimates), by the first objective
     noise_floor: dict[str, NoiseFloor]  # pooled seed noise of each seeded metric, over the whole study
     latency_source: str = ""  # where the latencies come from: the search's own timer, or a device profile
+    blocked: dict[str, SeedBlockedFit] = field(default_factory=dict)  # seed-blocked fit of each seeded objective
+    resolution: Resolution | None = None  # what the validation split can tell apart, when the evaluator recorded it
 
     @property
     def backbone(self) -> str:
@@ -73,7 +78,7 @@ def architectures(study: optuna.Study) -> pd.DataFrame:
     rows = []
     for spec, trials in groups.items():
         best = max(trials, key=lambda t: (_seeds(t), -t.number))
-        row = {"number": min(t.number for t in trials), "spec": spec, "num_blocks": ArchSpec.parse(spec).num_blocks,
+        row = {"number": min(t.number for t in trials), "spec": spec, "num_blocks": parse_spec(spec).num_blocks,
                "seeds": _seeds(best), "feasible": _feasible(best),
                "reference": any(t.user_attrs.get("reference", False) for t in trials),
                "times_proposed": len(trials), **{f"c_{k}": v for k, v in best.constraints.items()}}
@@ -127,8 +132,11 @@ def view(study: optuna.Study, profile: LatencyProfile | None = None) -> StudyVie
         table = reproject(study, table, profile)
         source = f"predicted from the profile of {profile.describe()}, instead of: {source or 'the search timings'}"
     seeded = [m.name for m in METRICS.values() if m.seeded]
-    floors = noise_floors(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), seeded)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    floors = noise_floors(complete, seeded)
     table = standard_errors(table, names, floors)
+    plain = table.loc[table["num_blocks"] == 0, "spec"]
+    fits = blocked_floors(richest_records(complete), [n for n in names if n in seeded], plain.iloc[0] if len(plain) else None)
     feasible = table["feasible"].to_numpy(dtype=bool)
     values = table[names].to_numpy(dtype=float)
     table["on_front"] = False
@@ -138,9 +146,9 @@ def view(study: optuna.Study, profile: LatencyProfile | None = None) -> StudyVie
     ses = np.nan_to_num(table[[f"{o}_se" for o in names]].to_numpy(dtype=float)) * np.array(widen)
     table["p_front"] = 0.0
     table.loc[feasible, "p_front"] = probability_non_dominated(values[feasible], ses[feasible], dirs)
-    table = gains_over_plain(table, names, dirs)
+    table = gains_over_plain(table, names, dirs, fits)
     front = table[table["on_front"]].sort_values(names[0], ascending=dirs[0] == "minimize")
-    return StudyView(study, names, dirs, table, front.reset_index(drop=True), floors, source)
+    return StudyView(study, names, dirs, table, front.reset_index(drop=True), floors, source, fits, resolution_of(study))
 
 
 def default_reference(table: pd.DataFrame, names: list[str], directions: list[str]) -> np.ndarray:
@@ -162,33 +170,22 @@ def hypervolume_history(study: optuna.Study, reference: np.ndarray) -> pd.DataFr
                          "hypervolume": hypervolume_history_of(values, directions, reference)})
 
 
-def position_importances(v: StudyView) -> pd.DataFrame:
-    """How much each position matters for the first objective, by what sits there (`none` or a
-    block variant): Optuna's default importance evaluator (PED-ANOVA) on features that say what
-    they are, not on the sampler's slots. Empty when fewer than four architectures or no position
-    varies."""
-    table = v.architectures[np.isfinite(v.architectures[v.objectives[0]].to_numpy(dtype=float))]
-    specs = [ArchSpec.parse(s) for s in table["spec"]]
-    used = sorted({pos for spec in specs for pos in spec.blocks}, key=layout(v.backbone).key)
-    if len(specs) < 4 or not used:
-        return pd.DataFrame(columns=["parameter", "importance"])
-    values = {pos: [str(spec.blocks[pos]) if pos in spec.blocks else "none" for spec in specs] for pos in used}
-    distributions = {pos: optuna.distributions.CategoricalDistribution(sorted(set(vals))) for pos, vals in values.items()}
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        scratch = optuna.create_study(direction=v.directions[0])
-        scratch.add_trials([optuna.trial.create_trial(params={pos: values[pos][i] for pos in used}, distributions=distributions,
-                                                      value=float(value))
-                            for i, value in enumerate(table[v.objectives[0]])])
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            importances = optuna.importance.get_param_importances(scratch)
-    except (ValueError, RuntimeError):
-        return pd.DataFrame(columns=["parameter", "importance"])
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    return pd.DataFrame({"parameter": list(importances), "importance": list(importances.values())})
+def rule_table(v: StudyView) -> tuple[pd.DataFrame, dict[str, float]]:
+    """The architectures as the placement model reads them: a seeded objective's seed-adjusted
+    mean and its residual-based standard error where the two-way fit has a residual, and the
+    degrees of freedom of each objective's noise."""
+    table, dof = v.architectures.copy(), {}
+    for name, fit in v.blocked.items():
+        if fit.floor is None or fit.floor.dof < 1:
+            continue
+        index = {spec: i for i, spec in enumerate(fit.specs)}
+        rows = [index.get(spec) for spec in table["spec"]]
+        table[name] = [fit.adjusted[i] if i is not None else np.nan for i in rows]
+        table[f"{name}_se"] = [fit.floor.residual_sd * np.sqrt(fit.adjusted_var[i]) if i is not None else np.nan for i in rows]
+        dof[name] = float(fit.floor.dof)
+    for name, floor in v.noise_floor.items():
+        dof.setdefault(name, float(floor.dof))
+    return table, dof
 
 
 @dataclass
@@ -201,22 +198,25 @@ class Analysis:
     history: pd.DataFrame
     position_effects: pd.DataFrame  # every objective, per (block, position), with 95% intervals
     stage_effects: pd.DataFrame  # every objective, per (block, stage), with 95% intervals
-    importances: pd.DataFrame
+    importances: pd.DataFrame  # per position: eta^2 of the first objective, its 90% bootstrap interval, chance level
     rules: Rules
     verdict: Verdict
+    confirmation: Confirmation | None = None  # the picks retrained under fresh seeds, when that ran
 
     @property
     def duplicate_trials(self) -> int:
         return int(self.view.architectures["times_proposed"].sum() - len(self.view.architectures))
 
 
-def analyse(study: optuna.Study, min_gain_se: float = 2.0, profile: LatencyProfile | None = None) -> Analysis:
+def analyse(study: optuna.Study, alpha: float = 0.05, profile: LatencyProfile | None = None) -> Analysis:
+    """Everything the report draws; `alpha` is the error level of the verdict and the rules."""
     v = view(study, profile)
     reference = default_reference(v.architectures, v.objectives, v.directions)
     feasible = v.architectures[v.architectures["feasible"]]
-    widen = {name: t_factor(floor.dof) for name, floor in v.noise_floor.items()}
-    stage = fit_effects(v.architectures, v.objectives, "stage", widen=widen)
-    position = fit_effects(v.architectures, v.objectives, "position", widen=widen)
+    table, dof = rule_table(v)
+    stage = fit_effects(table, v.objectives, "stage", dof=dof)
+    effects = discoveries(stage + fit_effects(table, v.objectives, "position", dof=dof), alpha)  # one family per objective
+    stage, position = effects[:len(stage)], effects[len(stage):]
     return Analysis(
         view=v,
         reference=reference,
@@ -224,7 +224,8 @@ def analyse(study: optuna.Study, min_gain_se: float = 2.0, profile: LatencyProfi
         history=hypervolume_history(study, reference),
         position_effects=effects_frame(position),
         stage_effects=effects_frame(stage),
-        importances=position_importances(v),
+        importances=position_importances(v.architectures, v.objectives[0], v.backbone),
         rules=rules_in_words(v.architectures, v.front, v.objectives, stage, position),
-        verdict=verdict(v, min_gain_se),
+        verdict=verdict(v, alpha),
+        confirmation=confirmation_of(study),
     )

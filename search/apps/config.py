@@ -48,8 +48,12 @@ class ExportConfig:
     storage: str = MISSING
     study_name: str = MISSING
     pick: str = "knee"  # knee | max_map | METRIC<=VALUE, e.g. latency<=1.05
-    min_gain_se: float = 2.0  # consider only candidates beating the plain backbone by this many standard errors
-    allow_insignificant: bool = False  # export even when none does (the verdict is written with it)
+    alpha: float = 0.05  # error level: false discovery rate of the significant list, family-wise of the confirmation
+    # retrain a pick the study holds no confirmation of, and the plain backbone, under this many fresh seeds
+    # (what attnas-search confirm.count=K does for its K best); 0: never, and only allow_unconfirmed exports it
+    confirm_seeds: int = 5
+    allow_unconfirmed: bool = False  # export a pick that is not significant or not confirmed (the verdict is written with it)
+    device: Any = MISSING  # where a confirmation trains; it must be the study's (its fingerprint is checked)
     out: Optional[str] = None  # None: next to the storage, <folder of the .db>/exports/<study_name>
     overwrite: bool = False  # replace an export of another spec in `out`
     model: bool = False  # also write state_dict, TorchScript and ONNX (when onnx is installed)

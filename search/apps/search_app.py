@@ -49,6 +49,10 @@ def run(cfg: SearchConfig) -> None:
     try:
         cfg.device.type = place_worker(cfg)  # with device=cuda, each worker its own GPU (placement, not identity)
         cfg.enqueue_references = cfg.enqueue_references and not cfg.retime
+        if cfg.confirm.count:
+            from attnas.search.apps.confirm import check_config
+
+            check_config(cfg.confirm.count, cfg.confirm.seeds)
         prepared = setup(cfg, cache_path=str(folder / "evaluations.jsonl"), workdir=str(folder))
         if cfg.retime:  # the study's flagged latencies measured again in place; nothing trained
             return run_retime(prepared, cfg)
@@ -70,6 +74,10 @@ def run(cfg: SearchConfig) -> None:
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     log.info("study %s: %d trials (%d complete), Pareto front: %s", study.study_name, len(study.trials), len(complete),
              ", ".join(sorted({t.user_attrs.get("spec", "?") for t in study.best_trials})))
+    if cfg.confirm.count > 0 and complete:  # before the report, which shows it
+        from attnas.search.apps.confirm import confirm_best
+
+        confirm_best(study, prepared.evaluator, cfg.confirm.count, cfg.confirm.seeds)
     if cfg.report and complete:
         from attnas.search.analysis.report import write_report
 
