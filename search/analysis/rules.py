@@ -78,6 +78,45 @@ def _solve(design: np.ndarray, y: np.ndarray, weights: np.ndarray, ridge: float)
     return mapping @ y, mapping
 
 
+def _bootstrap(design: np.ndarray, y: np.ndarray, weights: np.ndarray, ridge: float, draws: int, seed: int,
+               work: float = 4e9, batch: int = 64) -> np.ndarray:
+    """Case-bootstrap refits of `_solve` (draws x features; NaN where a resample lacks the
+    feature). A resample is a vector of counts, so its normal equations are sums of each row's
+    outer product weighted by its count: sparse (a spec holds a few blocks), they cost O(rows)
+    per draw instead of O(rows x features^2), and the solves run in batches. Draws are capped so
+    that draws x (nonzeros + features^3) stays within `work` (never below 200): a study of any
+    size gets intervals in seconds. The resamples are those of one generator seeded by `seed`,
+    in order, so every objective sees the same ones."""
+    from scipy import sparse
+
+    n, q = design.shape
+    # each row's nonzero columns, padded to the widest row: its outer product is every pair of them
+    order = np.argsort(design == 0, axis=1, kind="stable")
+    width = int((design != 0).sum(axis=1).max()) if n else 0
+    columns = order[:, :width]
+    valid = np.take_along_axis(design, columns, axis=1) != 0
+    a, b = np.meshgrid(np.arange(width), np.arange(width), indexing="ij")
+    keep = (valid[:, a.ravel()] & valid[:, b.ravel()]).ravel()
+    rows = np.repeat(np.arange(n), width * width)[keep]
+    left, right = columns[:, a.ravel()].ravel()[keep], columns[:, b.ravel()].ravel()[keep]
+    outer_t = sparse.csr_matrix((design[rows, left] * design[rows, right], (left * q + right, rows)), shape=(q * q, n))
+    design_t = sparse.csr_matrix(design.T)
+    present_t = sparse.csr_matrix((design[:, 1:] != 0).T.astype(float))
+    draws = min(draws, max(200, int(work / (outer_t.nnz + q ** 3))))
+    penalty = ridge * np.diag([0.0] + [1.0] * (q - 1))
+    rng = np.random.default_rng(seed)
+    boot = np.full((draws, q - 1), np.nan)
+    for start in range(0, draws, batch):
+        size = min(batch, draws - start)
+        picks = np.stack([rng.integers(0, n, n) for _ in range(size)])
+        counts = np.bincount((picks + n * np.arange(size)[:, None]).ravel(), minlength=size * n).reshape(size, n)
+        weighted = (counts * weights[None]).T  # (n, size)
+        normal = (outer_t @ weighted).T.reshape(size, q, q) + penalty
+        refit = np.linalg.solve(normal, (design_t @ (weighted * y[:, None])).T[:, :, None])[:, 1:, 0]
+        boot[start:start + size] = np.where((present_t @ counts.T).T > 0, refit, np.nan)
+    return boot
+
+
 def fit_effects(table: pd.DataFrame, objectives: list[str], level: str = "stage", bootstrap: int = 1000,
                 seed: int = 0, ridge: float = 1e-3, widen: dict[str, float] | None = None) -> list[Effect]:
     """Effects of every observed (block, stage|position) on every objective, with 95% intervals.
@@ -88,8 +127,6 @@ def fit_effects(table: pd.DataFrame, objectives: list[str], level: str = "stage"
         return []
     design = np.hstack([np.ones((len(X), 1)), X])
     seeds = table["seeds"].to_numpy(dtype=float) if "seeds" in table else np.ones(len(X))
-    rng = np.random.default_rng(seed)
-    samples = [rng.integers(0, len(X), len(X)) for _ in range(bootstrap)]
     effects = []
     for name in objectives:
         y = table[name].to_numpy(dtype=float)
@@ -105,11 +142,7 @@ def fit_effects(table: pd.DataFrame, objectives: list[str], level: str = "stage"
         model_se = np.sqrt(np.clip((mapping ** 2) @ np.nan_to_num(variance), 0, None))[1:] if np.isfinite(variance).all() \
             else np.zeros(len(keys))
         model_half = 1.96 * (widen or {}).get(name, 1.0) * model_se
-        boot = np.full((bootstrap, len(keys)), np.nan)
-        for b, rows in enumerate(samples):
-            refit = _solve(design[rows], y[rows], (weights / weights.mean())[rows], ridge)[0][1:]
-            present = X[rows].any(axis=0)
-            boot[b, present] = refit[present]
+        boot = _bootstrap(design, y, weights / weights.mean(), ridge, bootstrap, seed)
         for j, (block, where) in enumerate(keys):
             column = boot[:, j][np.isfinite(boot[:, j])]
             lo, hi = np.percentile(column, [2.5, 97.5]) if len(column) >= 20 else (-np.inf, np.inf)

@@ -62,6 +62,11 @@ def _seeds(trial: FrozenTrial) -> int:
     return len((trial.user_attrs.get("per_seed") or {}).get("seeds", [])) or 1
 
 
+def _number(value) -> float:
+    """A stored metric as a number; anything else (a foreign or damaged study) is unknown, NaN."""
+    return float(value) if isinstance(value, (int, float, np.number)) else np.nan
+
+
 def architectures(study: optuna.Study) -> pd.DataFrame:
     """One row per spec: the trial that knows it best (most seeds) gives its values; `number` is
     the trial that first evaluated it, `times_proposed` how often the sampler proposed it."""
@@ -78,7 +83,7 @@ def architectures(study: optuna.Study) -> pd.DataFrame:
                "reference": any(t.user_attrs.get("reference", False) for t in trials),
                "times_proposed": len(trials), **{f"c_{k}": v for k, v in best.constraints.items()}}
         row.update({name: value for name, value in zip(names, best.values)})
-        row.update({k: v for k, v in best.user_attrs.get("metrics", {}).items() if k not in row})
+        row.update({k: _number(v) for k, v in best.user_attrs.get("metrics", {}).items() if k not in row})
         row["trained"] = best.user_attrs.get("trained", True)
         if not row["trained"]:  # skipped for its latency: its accuracy is unknown, not the placeholder
             row.update({name: np.nan for name in names if name in METRICS and METRICS[name].seeded})
@@ -161,12 +166,15 @@ def hypervolume_history(study: optuna.Study, reference: np.ndarray) -> pd.DataFr
                          "hypervolume": hypervolume_history_of(values, directions, reference)})
 
 
-def position_importances(v: StudyView) -> pd.DataFrame:
+def position_importances(v: StudyView, cap: int = 1000) -> pd.DataFrame:
     """How much each position matters for the first objective, by what sits there (`none` or a
     block variant): Optuna's default importance evaluator (PED-ANOVA) on features that say what
     they are, not on the sampler's slots. Empty when fewer than four architectures or no position
-    varies."""
+    varies. A study of more than `cap` architectures is read through a seeded random `cap` of
+    them (Optuna copies every trial it is given: 10,000 took a minute)."""
     table = v.architectures[np.isfinite(v.architectures[v.objectives[0]].to_numpy(dtype=float))]
+    if len(table) > cap:
+        table = table.sample(cap, random_state=0)
     specs = [ArchSpec.parse(s) for s in table["spec"]]
     used = sorted({pos for spec in specs for pos in spec.blocks}, key=layout(v.backbone).key)
     if len(specs) < 4 or not used:
