@@ -129,7 +129,7 @@ def test_a_search_named_like_a_path_keeps_its_files_in_the_run_folder(tmp_path):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("resnet18:layer1.0=cnl(r=99999999999999999999)", "must be an integer from 1 to 4096"),
+    ("resnet18:layer1.0=cnl(r=99999999999999999999)", "must be an integer >= 1 and at most 4096"),
     ("resnet18:layer1.0=cnl(r=100)", "does not fit the 64 channels at layer1.0: reduction r=100 is more than the 64 channels"),
     ("resnet18:layer1.0=eca(k=65)", "kernel k=65 is wider than the 64 channels it slides over; valid: odd values up to 63"),
     ("resnet18:layer4.0=cbam(k=65)", "kernel k=65 is wider than the feature maps it convolves"),

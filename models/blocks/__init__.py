@@ -96,10 +96,12 @@ def check_options(name: str, options: dict[str, Any]) -> dict[str, int]:
         if isinstance(value, str):
             value = value.strip()
             if not value.lstrip("-").isdigit():
-                raise ValueError(f"option {key}={value!r} of block {name!r} must be an integer from 1 to {MAX_OPTION}")
+                raise ValueError(f"option {key}={value!r} of block {name!r} must be an integer >= 1")
             value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_OPTION:
-            raise ValueError(f"option {key}={value!r} of block {name!r} must be an integer from 1 to {MAX_OPTION}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"option {key}={value!r} of block {name!r} must be an integer >= 1")
+        if value > MAX_OPTION:
+            raise ValueError(f"option {key}={value!r} of block {name!r} must be an integer >= 1 and at most {MAX_OPTION}")
         if value != known[key].default:
             canonical[key] = value
     canonical = dict(sorted(canonical.items()))
