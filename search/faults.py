@@ -30,12 +30,13 @@ class SearchHalted(KeyboardInterrupt):
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
-    """The error and what caused it (`raise ... from`, or an error raised while handling another)."""
+    """The error and what caused it (`raise ... from`, or an error raised while handling another;
+    not past `raise ... from None`, whose message already says it all)."""
     seen: set[int] = set()
     while error is not None and id(error) not in seen:
         seen.add(id(error))
         yield error
-        error = error.__cause__ or error.__context__
+        error = error.__cause__ if error.__cause__ is not None else None if error.__suppress_context__ else error.__context__
 
 
 def _first_line(error: BaseException) -> str:

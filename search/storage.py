@@ -1,6 +1,8 @@
-"""Optuna storages from a URL, with heartbeats for RDB storages so a killed worker's trial is
-failed and retried instead of staying RUNNING forever; the study lock; and the only places attnas
-reaches into Optuna's private API, each with the upstream issue that makes it necessary:
+"""Optuna storages from a URL, checked first (`storage_checks`: one line, and nothing written into
+a file or database that is not an Optuna one), with heartbeats for RDB storages so a killed
+worker's trial is failed and retried instead of staying RUNNING forever; the study lock, real on
+every storage it accepts; and the only places attnas reaches into Optuna's private API, each with
+the upstream issue that makes it necessary:
 
 * `storage_of(study)`: a `Study` has no public accessor for its storage (`study._storage`); the
   second stage of a two-stage search opens its first stage in the same storage;
