@@ -145,9 +145,10 @@ def main() -> None:
                                    capture_output=True, text=True)
             if child.returncode != 0:
                 raise SystemExit(f"report of {size} trials failed: {child.stderr.strip().splitlines()[-1:]}")
-            lines = child.stdout.rstrip().splitlines()
-            print("\n".join(lines[:-1]))
-            print(f"trials {size:6d}  {lines[-1]}", flush=True)
+            *profile, line = child.stdout.rstrip().splitlines()
+            if profile:
+                print("\n".join(profile))
+            print(f"trials {size:6d}  {line}", flush=True)
 
 
 if __name__ == "__main__":
