@@ -33,6 +33,7 @@ from attnas.evaluators.base import digest
 from attnas.evaluators.reid_evaluator import ReIDEvaluator, placement_free
 from attnas.evaluators.reid.training import batch_shape, evaluate_model, train, training_steps
 from attnas.models.supernet import Supernet
+from attnas.models.weights import read_weights
 from attnas.space import ArchSpec, SearchSpace, as_spec
 
 log = logging.getLogger("attnas.evaluators")
@@ -119,7 +120,7 @@ class SupernetEvaluator(ReIDEvaluator):
 
         made_once(path, make, what="the supernet")
         net = build()
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        net.load_state_dict(read_weights(path, "the trained supernet"))
         self._supernet = net.to(self.train_config.device)
         return self._supernet
 

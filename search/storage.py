@@ -1,6 +1,8 @@
-"""Optuna storages from a URL, with heartbeats for RDB storages so a killed worker's trial is
-failed and retried instead of staying RUNNING forever; the study lock; and the only places attnas
-reaches into Optuna's private API, each with the upstream issue that makes it necessary:
+"""Optuna storages from a URL, checked first (`storage_checks`: one line, and nothing written into
+a file or database that is not an Optuna one), with heartbeats for RDB storages so a killed
+worker's trial is failed and retried instead of staying RUNNING forever; the study lock, real on
+every storage it accepts; and the only places attnas reaches into Optuna's private API, each with
+the upstream issue that makes it necessary:
 
 * `storage_of(study)`: a `Study` has no public accessor for its storage (`study._storage`); the
   second stage of a two-stage search opens its first stage in the same storage;
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,29 +24,48 @@ from typing import Any, Iterator
 import optuna
 
 from attnas.evaluators.artefacts import file_lock
+from attnas.search.names import folder_name
+from attnas.search.storage_checks import (StorageError, check_journal_file, check_server, check_sqlite_file, check_url,
+                                           sqlite_path)
 
 
-def make_storage(url: str, heartbeat_interval: int | None = 60, grace_period: int | None = 300, max_retry: int = 2):
+def make_storage(url: str, heartbeat_interval: int | None = 60, grace_period: int | None = 300, max_retry: int = 2,
+                 create: bool = True):
     """An Optuna storage from a URL; RDB storages get heartbeats so a killed worker's trial is
-    failed and retried instead of staying RUNNING forever."""
+    failed and retried instead of staying RUNNING forever. The URL, the file or the server is
+    checked first (`storage_checks`): a refusal is one line, and nothing is written into a file
+    or database that is not an Optuna one. `create=False` (reading a study) refuses a missing
+    file instead of making an empty one."""
     if url.startswith("journal:"):
         path = Path(url.removeprefix("journal:"))
+        _must_exist(path, create, url)
+        check_journal_file(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    if "://" not in url:
-        raise ValueError(f"storage {url!r} is not a URL; use sqlite:///PATH.db, postgresql://..., or journal:PATH")
+    check_url(url)
+    path = sqlite_path(url)
+    if path is not None:
+        _must_exist(path, create, url)
+        check_sqlite_file(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
     url = with_driver(url)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # several workers on one SQLite file wait for each other's writes (the default 5 s gives
         # 'database is locked' as soon as a few heartbeats and trial writes collide)
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 120}}
+    else:  # a server that does not answer: say so in seconds, not after the system's TCP timeout
+        kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": 30}}
+        check_server(url, kwargs["engine_kwargs"])
     if heartbeat_interval:
         kwargs |= dict(heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                       heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry))
     return _create_rdb_storage(url, kwargs)
+
+
+def _must_exist(path: Path, create: bool, url: str) -> None:
+    if not create and not path.exists():
+        raise FileNotFoundError(f"no storage file at {str(path)!r} (storage={url}); check the path, or run attnas-search first")
 
 
 #: URL scheme -> (driver modules SQLAlchemy can use, in its order of preference; the package to install)
@@ -87,18 +108,24 @@ def _create_rdb_storage(url: str, kwargs: dict[str, Any], attempts: int = 10) ->
 def study_lock(storage: optuna.storages.BaseStorage, url: str, study_name: str) -> Iterator[None]:
     """Mutual exclusion between workers of one study for the few bookkeeping steps that must not
     interleave (queueing the references): a file lock beside a SQLite or journal file, an advisory
-    lock on PostgreSQL (pg_advisory_lock) or MySQL (GET_LOCK), held for the block only."""
-    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url.removeprefix("journal:") \
-        if url.startswith("journal:") else None
+    lock on PostgreSQL (pg_advisory_lock) or MySQL (GET_LOCK), held for the block only; a lock of
+    this process for storages no other process can open (in memory). Any other storage is refused:
+    without a lock, workers started together queue the references once each."""
+    path = sqlite_path(url) or (Path(url.removeprefix("journal:")) if url.startswith("journal:") else None)
     if path is not None:
-        with file_lock(f"{path}.{re.sub(r'[^A-Za-z0-9._-]', '_', study_name)}"):
+        with file_lock(path.with_name(f"{path.name}.{folder_name(study_name)}")):
             yield
         return
     engine = rdb_engine(storage)
     dialect = engine.dialect.name if engine is not None else ""
-    if dialect not in ("postgresql", "mysql"):
-        yield
+    if dialect == "sqlite" or isinstance(storage, optuna.storages.InMemoryStorage) or \
+            isinstance(getattr(storage, "_backend", None), optuna.storages.InMemoryStorage):
+        with _PROCESS_LOCK:
+            yield
         return
+    if dialect not in ("postgresql", "mysql"):
+        raise StorageError(f"attnas has no study lock for storage {url!r} ({dialect or type(storage).__name__}); use "
+                           f"SQLite, PostgreSQL, MySQL or a journal file")
     from sqlalchemy import text
 
     key = int.from_bytes(hashlib.sha1(f"attnas:{study_name}".encode()).digest()[:8], "big", signed=True)
@@ -114,6 +141,10 @@ def study_lock(storage: optuna.storages.BaseStorage, url: str, study_name: str) 
                 connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
             else:
                 connection.execute(text("SELECT RELEASE_LOCK(:key)"), {"key": str(key)})
+
+
+#: the study lock of storages only this process sees (in-memory SQLite, Optuna's InMemoryStorage)
+_PROCESS_LOCK = threading.RLock()
 
 
 def storage_of(study: optuna.Study) -> optuna.storages.BaseStorage:

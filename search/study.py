@@ -34,7 +34,9 @@ from tqdm.auto import tqdm
 from attnas.evaluators import CachedEvaluator, make_evaluator
 from attnas.evaluators.metric_registry import METRICS, constraint_violation, directions
 from attnas.search.config import ConfigError, SearchConfig
+from attnas.search.faults import SearchHalted
 from attnas.search.frontier import FrontierContext
+from attnas.search.names import check_study_name, folder_name
 from attnas.search.samplers import make_sampler
 from attnas.search.storage import make_storage, serialise_popping, storage_of, study_lock
 from attnas.search.trials import make_objective
@@ -68,6 +70,19 @@ def _check_or_record(study: optuna.Study, key: str, value: Any, hint: str) -> No
         raise ValueError(f"study {study.study_name!r} was run with {key}={stored!r}, this run has {value!r}; {hint}")
 
 
+def check_encoding(study: optuna.Study, encoding: str) -> None:
+    """The space's encoding (`slots` or `positional`) decides which parameters a trial holds, so
+    a study keeps the one it started with (older studies: read off their trials' parameters)."""
+    if "encoding" not in study.user_attrs:
+        used = {"slots" if any(name.startswith("slot") for name in t.params) else "positional"
+                for t in study.get_trials(deepcopy=False) if t.params}
+        if used and used != {encoding}:
+            raise ValueError(f"study {study.study_name!r} was run with space.encoding={'/'.join(sorted(used))}, this run has "
+                             f"{encoding!r}; set space.encoding={sorted(used)[0]} or use another study_name")
+    _check_or_record(study, "encoding", encoding, f"set space.encoding={study.user_attrs.get('encoding')} or use another "
+                                                  f"study_name")
+
+
 def check_metrics(objectives: list[str], constraints: dict[str, float], produced: tuple[str, ...], evaluator: str) -> None:
     """Refuse, before any work, objectives and constraints the evaluator cannot produce."""
     directions(objectives)
@@ -96,6 +111,7 @@ def setup(cfg: SearchConfig, cache_path: str | None = None, workdir: str | None 
     if url is None:
         raise ConfigError("set storage=URL (sqlite:///PATH.db, postgresql://..., journal:PATH); attnas-search defaults "
                           "to runs/<study_name>/study.db")
+    check_study_name(cfg.study_name)
     storage = make_storage(url, cfg.heartbeat_interval, cfg.grace_period, cfg.max_retry)
     study = optuna.create_study(study_name=cfg.study_name, storage=storage, directions=dirs, load_if_exists=True)
     if [d.name.lower() for d in study.directions] != dirs:
@@ -109,6 +125,11 @@ def setup(cfg: SearchConfig, cache_path: str | None = None, workdir: str | None 
     hint = "results would not be comparable; use another study_name (or storage)"
     _check_or_record(study, "objectives", objectives, hint)
     _check_or_record(study, "space", space.identity(), hint)
+    check_encoding(study, space.resolved_encoding)
+    if cfg.multifidelity.enabled:  # rungs of another size or eta would be ranked together
+        _check_or_record(study, "multifidelity", {"rungs": list(cfg.multifidelity.rungs), "eta": cfg.multifidelity.eta}, hint)
+    if folder_name(study.study_name) != study.study_name:
+        study.set_user_attr("folder_name", folder_name(study.study_name))  # where its files are: runs/<folder_name>/
     _check_or_record(study, "evaluator", evaluator.fingerprint(), hint)
     timed_on = evaluator.context().get("timing_device")  # latency timed here: on the study's model of device only
     if timed_on:
@@ -231,6 +252,8 @@ class _OneLineInterrupts(logging.Filter):
     """Optuna logs a failed trial with its traceback; for an interrupt the reason is the whole story."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], SearchHalted):
+            return False  # the app says it, once
         if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
             record.msg, record.args, record.exc_info, record.exc_text = (
                 f"{record.getMessage().split(' because of')[0]}: interrupted ({record.exc_info[1] or 'SIGINT'})", None, None, None)

@@ -30,6 +30,7 @@ from optuna.trial import TrialState
 
 from attnas.evaluators import CachedEvaluator
 from attnas.evaluators.metric_registry import METRICS, constraint_violation, se_name
+from attnas.search.faults import fault, halt_on_fault
 from attnas.search.fidelity import promoted, rung_key
 from attnas.search.noise import NoiseFloor, noise_floors, richest_records
 from attnas.search.racing import schedule_race
@@ -163,6 +164,9 @@ def make_objective(s: "SearchSetup", cfg: "SearchConfig"):
             with contextlib.suppress(Exception):  # the storage may already refuse (the trial failed by a heartbeat)
                 trial.set_user_attr("error", f"interrupted: {str(interrupt) or 'SIGINT (Ctrl-C)'}")
             raise
+        except Exception as error:  # a full disk or a lost storage stops the search (`search.faults`)
+            halt_on_fault(trial, error)
+            raise
 
     def run_trial(trial: optuna.Trial) -> list[float]:
         trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid(), "index": cfg.worker or 0})
@@ -190,6 +194,8 @@ def make_objective(s: "SearchSetup", cfg: "SearchConfig"):
                 climb_rungs(trial, evaluator, spec, seeds[0], cost, objectives, cfg)
             cost, per_seed, fresh = evaluate(evaluator, spec, seeds, known, cost)
         except Exception as error:
+            if fault(error) is not None:  # `objective` records it and halts
+                raise
             trial.set_user_attr("error", f"{type(error).__name__}: {error}")
             trial.set_user_attr("traceback", traceback.format_exc()[-4000:])
             log.warning("trial %d (%s) failed: %s", trial.number, key, error)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Protocol, Sequence
 
 from attnas.models.backbones import backbone_family, layout
-from attnas.models.blocks import BLOCKS
+from attnas.models.blocks import BLOCKS, check_fits
 from attnas.space.spec import PLACEMENTS, ArchSpec, BlockChoice, check_placement, choice_at
 
 #: what a search space uses for "no block here" in samplers' categorical choices
@@ -79,6 +79,11 @@ class SearchSpace:
         for name, values in (("block", self.blocks), ("placement", self.placements)):
             if len(set(values)) != len(values):
                 raise ValueError(f"duplicate {name} in search space: {list(values)}")
+        widths = {layout(self.backbone).stage_of(p).name: layout(self.backbone).channels_at(p) for p in self._positions}
+        for variant in self.blocks:  # a variant must build at every position it may be drawn for
+            choice = BlockChoice.parse(variant)
+            for stage, channels in widths.items():
+                check_fits(choice.block, choice.options, channels, stage, "leave that stage out of space.positions or change the option")
         if self.max_blocks is not None and self.max_blocks < 0:
             raise ValueError(f"max_blocks must be >= 0 or None (no limit), got {self.max_blocks}")
         if self.encoding not in ENCODINGS:

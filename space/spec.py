@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from attnas.models.backbones import BackboneLayout, backbone_family, layout
-from attnas.models.blocks import check_block, check_options
+from attnas.models.blocks import check_block, check_fits, check_options
 
 #: `post`: after the residual add, between two blocks (how NL blocks are inserted in AGW and how
 #: the paper inserts its blocks); `pre`: inside the residual branch before the add (SE-Net).
@@ -128,6 +128,7 @@ class ArchSpec:
                 choice = BlockChoice.parse(choice)
             elif not isinstance(choice, BlockChoice):
                 raise TypeError(f"block at {position!r} must be a BlockChoice or a block text, got {choice!r}")
+            check_fits(choice.block, choice.options, where.channels_at(position), position)
             normalised[position] = choice_at(where, position, choice)
         ordered = dict(sorted(normalised.items(), key=lambda item: where.key(item[0])))
         object.__setattr__(self, "blocks", _FrozenDict(ordered))

@@ -152,10 +152,9 @@ def test_workers_starting_together_on_sqlite_never_take_the_same_queued_trial(tm
     setup = search_study.setup(cfg)
     for _ in range(20):
         setup.study.enqueue_trial({})
-    script = ("import sys, optuna; from attnas.search.storage import make_storage, study_lock; "
-              "from attnas.search.study import _serialise_popping; "
+    script = ("import sys, optuna; from attnas.search.storage import make_storage, serialise_popping; "
               f"s = optuna.load_study(study_name={cfg.study_name!r}, storage=make_storage({cfg.storage!r}, None)); "
-              f"_serialise_popping(s, {cfg.storage!r}); "
+              f"serialise_popping(s, {cfg.storage!r}); "
               "print(' '.join(str(s._pop_waiting_trial_id()) for _ in range(5)))")
     jobs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(4)]
     taken = [int(n) for job in jobs for n in job.communicate(timeout=120)[0].split()]

@@ -63,17 +63,29 @@ def check_block(name: str) -> type[nn.Module]:
 
 def block_options(name: str) -> dict[str, BlockOption]:
     """The options block `name` accepts in a spec, by key."""
-    cls = check_block(name)
+    return dict(_options_of(check_block(name)))
+
+
+@functools.lru_cache(maxsize=None)
+def _options_of(cls: type[nn.Module]) -> dict[str, BlockOption]:
+    """Read off the class once (`inspect.signature` made parsing specs a third of a report's time)."""
     signature = inspect.signature(cls.__init__).parameters
     return {key: BlockOption(key, argument, signature[argument].default)
             for key, argument in getattr(cls, "spec_options", {}).items()}
 
 
-def check_options(name: str, options: dict[str, Any]) -> dict[str, int]:
-    """Validated options (integers >= 1) with the defaults dropped: the canonical set.
+#: largest value a spec option may take: no backbone here has a stage wider than 2048 channels,
+#: so a larger reduction or kernel is a typo (and a 20-digit one would not build)
+MAX_OPTION = 4096
 
-    The values are also tried on a small block on the `meta` device, so a value the block
-    refuses (an even ECA kernel, say) is reported when a spec is read, not when a trial trains.
+
+def check_options(name: str, options: dict[str, Any]) -> dict[str, int]:
+    """Validated options (integers 1..MAX_OPTION) with the defaults dropped: the canonical set.
+
+    The values are also tried on a block of MAX_OPTION channels on the `meta` device, so a value
+    the block refuses whatever its width (an even ECA kernel, say) is reported when a spec is
+    read, not when a trial trains; limits that depend on the width (a reduction beyond the
+    channels at a position) are `check_fits`'s, where the position is known.
     """
     known = block_options(name)
     canonical = {}
@@ -88,19 +100,32 @@ def check_options(name: str, options: dict[str, Any]) -> dict[str, int]:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"option {key}={value!r} of block {name!r} must be an integer >= 1")
+        if value > MAX_OPTION:
+            raise ValueError(f"option {key}={value!r} of block {name!r} must be an integer >= 1 and at most {MAX_OPTION}")
         if value != known[key].default:
             canonical[key] = value
     canonical = dict(sorted(canonical.items()))
     if canonical:
-        _try_options(name, tuple(canonical.items()))
+        _try_options(name, tuple(canonical.items()), MAX_OPTION)
     return canonical
 
 
+def check_fits(name: str, options: tuple[tuple[str, int], ...], channels: int, where: str, hint: str = "") -> None:
+    """Refuse options block `name` cannot take at `channels` channels (`where` and `hint` go
+    into the message)."""
+    if options:
+        try:
+            _try_options(name, tuple(options), channels)
+        except ValueError as error:
+            text = str(error).replace(": ", f" does not fit the {channels} channels at {where}: ", 1)
+            raise ValueError(f"{text}{'; ' + hint if hint else ''}") from None
+
+
 @functools.lru_cache(maxsize=None)
-def _try_options(name: str, options: tuple[tuple[str, int], ...]) -> None:
+def _try_options(name: str, options: tuple[tuple[str, int], ...], channels: int) -> None:
     try:
         with torch.device("meta"):
-            create_block(name, 256, **dict(options))
+            create_block(name, channels, **dict(options))
     except ValueError as error:
         raise ValueError(f"block {name}({','.join(f'{k}={v}' for k, v in options)}): {error}") from None
 
@@ -121,6 +146,7 @@ __all__ = [
     "BlockOption",
     "block_options",
     "check_block",
+    "check_fits",
     "check_options",
     "create_block",
     "SEBlock",

@@ -7,6 +7,11 @@ import torch
 from torch import nn
 
 from attnas.models.blocks.gates import gate, zero_init_
+from attnas.models.blocks.limits import check_kernel, check_reduction
+
+
+#: widest spatial kernel: 2 x 32 - 1 spans any map a block sees at the default input from every pixel
+MAX_SPATIAL_KERNEL = 63
 
 
 class CBAMBlock(nn.Module):
@@ -16,8 +21,9 @@ class CBAMBlock(nn.Module):
         self, channels: int, reduction: int = 16, kernel_size: int = 7, identity_init: bool = True
     ) -> None:
         super().__init__()
-        if kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd (it pads k // 2 on each side), got {kernel_size}")
+        check_reduction(channels, reduction)
+        check_kernel(kernel_size, MAX_SPATIAL_KERNEL, "the feature maps it convolves (at most 64x32, layer1 at the default "
+                     "256x128 input: a wider kernel only adds taps that fall on padding)")
         hidden = max(channels // reduction, 8)
         self.mlp = nn.Sequential(
             nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, channels, 1)

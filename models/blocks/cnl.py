@@ -19,12 +19,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attnas.models.blocks.limits import check_reduction
+
 
 class ChannelNonLocalBlock(nn.Module):
     spec_options = {"r": "reduction"}  # spec key -> constructor argument
 
     def __init__(self, channels: int, reduction: int = 2) -> None:
         super().__init__()
+        check_reduction(channels, reduction)
         inner = max(channels // reduction, 1)
         self.query = nn.Linear(channels, inner)
         self.key = nn.Linear(channels, inner)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from attnas.models.blocks.gates import gate, zero_init_
+from attnas.models.blocks.limits import check_kernel
 
 
 def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
@@ -22,8 +23,7 @@ class ECABlock(nn.Module):
     def __init__(self, channels: int, kernel_size: int | None = None, identity_init: bool = True) -> None:
         super().__init__()
         k = kernel_size or eca_kernel_size(channels)
-        if k % 2 == 0:
-            raise ValueError(f"kernel_size must be odd (it pads k // 2 on each side), got {k}")
+        check_kernel(k, channels if channels % 2 else channels - 1, f"the {channels} channels it slides over")
         self.conv = nn.Conv1d(1, 1, k, padding=k // 2, bias=False)
         self.identity_init = identity_init
         if identity_init:

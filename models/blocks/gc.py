@@ -7,12 +7,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attnas.models.blocks.limits import check_reduction
+
 
 class GCBlock(nn.Module):
     spec_options = {"r": "reduction"}  # spec key -> constructor argument
 
     def __init__(self, channels: int, reduction: int = 16) -> None:
         super().__init__()
+        check_reduction(channels, reduction)
         hidden = max(channels // reduction, 8)
         self.attend = nn.Conv2d(channels, 1, 1)
         self.transform = nn.Sequential(

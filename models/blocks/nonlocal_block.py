@@ -11,12 +11,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from attnas.models.blocks.limits import check_reduction
+
 
 class NonLocalBlock(nn.Module):
     spec_options = {"r": "reduction"}  # spec key -> constructor argument
 
     def __init__(self, channels: int, reduction: int = 2) -> None:
         super().__init__()
+        check_reduction(channels, reduction)
         inner = max(channels // reduction, 1)
         self.theta = nn.Conv2d(channels, inner, 1)
         self.phi = nn.Conv2d(channels, inner, 1)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from attnas.models.blocks.gates import gate, zero_init_
+from attnas.models.blocks.limits import check_reduction
 
 
 class SEBlock(nn.Module):
@@ -13,6 +14,7 @@ class SEBlock(nn.Module):
 
     def __init__(self, channels: int, reduction: int = 16, identity_init: bool = True) -> None:
         super().__init__()
+        check_reduction(channels, reduction)
         hidden = max(channels // reduction, 8)
         self.fc1 = nn.Conv2d(channels, hidden, 1)
         self.relu = nn.ReLU(inplace=True)

@@ -15,6 +15,7 @@ import torch
 
 from attnas.evaluators.artefacts import atomic_write
 from attnas.models import build_model
+from attnas.models.weights import read_weights
 from attnas.space import ArchSpec
 from attnas.models import INPUT_SIZE
 
@@ -44,8 +45,8 @@ def check_weights(spec: ArchSpec, weights: str | None, untrained: bool = False) 
         if trained_for != spec:
             raise ValueError(f"the weights at {str(path)!r} were trained for {trained_for} ({beside}), not for the picked "
                              f"{spec}; train the picked architecture (attnas-train) or pick the one the weights belong to")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if "head.classifier.weight" not in state:
+    state = read_weights(path)  # weights_only: a file that would run code is refused in one line
+    if not isinstance(state, dict) or "head.classifier.weight" not in state:
         raise ValueError(f"{str(path)!r} is not an attnas model's state_dict (no head.classifier.weight); use attnas-train's model.pt")
     model = build_model(spec, state["head.classifier.weight"].shape[0])
     missing, unexpected = model.load_state_dict(state, strict=False)

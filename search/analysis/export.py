@@ -34,19 +34,23 @@ from attnas.search.analysis.view import StudyView, view
 from attnas.search.pareto import pareto_mask
 from attnas.search.analysis.confirmation import Confirmation, Confirmed, confirmation_of
 from attnas.search.analysis.evidence import Verdict, difference_se, verdict
+from attnas.search.storage import make_storage
 from attnas.space import ArchSpec
 
 _BOUND = re.compile(r"^(?P<metric>\w+)\s*(?P<op><=|>=|<|>)\s*(?P<value>[-+0-9.eE]+)$")
 
 
 def load_study(storage: str, study_name: str) -> optuna.Study:
+    """The study, read through `make_storage` (its checks refuse a damaged or foreign file in one
+    line, and a missing file is not created)."""
+    opened = make_storage(storage, heartbeat_interval=None, create=False)
     try:
-        names = optuna.get_all_study_names(storage)
+        names = optuna.get_all_study_names(opened)
     except Exception as error:  # noqa: BLE001 - any storage error means the URL is unusable
-        raise ValueError(f"cannot open storage {storage!r}: {error}") from None
+        raise ValueError(f"cannot open storage {storage!r}: {' '.join(str(error).split())[:300]}") from None
     if study_name not in names:
         raise ValueError(f"no study {study_name!r} in {storage}; studies there: {', '.join(names) or 'none'}")
-    return optuna.load_study(study_name=study_name, storage=storage)
+    return optuna.load_study(study_name=study_name, storage=opened)
 
 
 def knee(front: pd.DataFrame, objectives: list[str], directions: list[str]) -> int:
@@ -183,7 +187,7 @@ def export_record(study: optuna.Study, rule: str, storage: str = "", alpha: floa
     spec = ArchSpec.parse(row["spec"])
     significant = row["spec"] in judged.significant
     attrs = study.user_attrs
-    trial = study.trials[int(row["number"])]
+    trial = study.get_trials(deepcopy=False)[int(row["number"])]
     record = {
         "spec": str(spec),
         **spec.to_dict(),

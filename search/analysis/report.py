@@ -15,6 +15,7 @@ import optuna
 import pandas as pd
 import plotly.graph_objects as go
 
+from attnas.evaluators.artefacts import atomic_write, atomic_write_text
 from attnas.evaluators.metric_registry import METRICS
 from attnas.evaluators.latency.profile import LatencyProfile
 from attnas.models.backbones import layout
@@ -23,10 +24,16 @@ from attnas.search.analysis.view import Analysis, StudyView, analyse
 from attnas.search.analysis.stages import stage_comparison
 
 
+def _text(value) -> str:
+    """A stored value as text for HTML, Plotly labels included (Plotly renders a few tags in
+    them): every study, spec, metric and objective name comes from a storage anyone may write."""
+    return html.escape(str(value))
+
+
 def _hover(row, names) -> str:
-    metrics = ", ".join(f"{n}={row[n]:.4g}" + (f" [{row[f'{n}_lo']:.4g}, {row[f'{n}_hi']:.4g}]" if row[f"{n}_hi"] != row[f"{n}_lo"]
-                                                else "") for n in names)
-    return (f"{row['spec']}<br>{metrics}<br>P(on front)={row['p_front']:.2f}, {row['seeds']} seed(s)<br>"
+    metrics = ", ".join(f"{_text(n)}={row[n]:.4g}" + (f" [{row[f'{n}_lo']:.4g}, {row[f'{n}_hi']:.4g}]"
+                                                      if row[f"{n}_hi"] != row[f"{n}_lo"] else "") for n in names)
+    return (f"{_text(row['spec'])}<br>{metrics}<br>P(on front)={row['p_front']:.2f}, {row['seeds']} seed(s)<br>"
             f"trial #{row['number']}{' (reference)' if row['reference'] else ''}")
 
 
@@ -53,14 +60,14 @@ def front_figure(v: StudyView) -> go.Figure:
                         line=dict(color=["red" if f else "black" for f in flagged], width=[3 if f else 0.5 for f in flagged])),
             hovertext=[_hover(r, v.objectives) for _, r in part.iterrows()], hoverinfo="text"))
     refs = t[t["reference"]]
-    fig.add_trace(go.Scatter(x=refs[x_name], y=refs[y_name], mode="markers+text", name="references", text=refs["spec"],
+    fig.add_trace(go.Scatter(x=refs[x_name], y=refs[y_name], mode="markers+text", name="references", text=[_text(s) for s in refs["spec"]],
                              textposition="top center", marker=dict(symbol="diamond-open", size=14, color="black"),
                              hoverinfo="skip"))
     front = v.front.sort_values(x_name)
     fig.add_trace(go.Scatter(x=front[x_name], y=front[y_name], mode="lines", name=f"Pareto front of the means ({len(front)})",
                              line=dict(shape="hv", width=2, color="gray"), hoverinfo="skip"))
-    fig.update_layout(title=f"{y_name} vs {x_name}: every architecture once, 95% intervals", xaxis_title=x_name,
-                      yaxis_title=y_name, height=540, legend=dict(orientation="h", y=-0.2))
+    fig.update_layout(title=f"{_text(y_name)} vs {_text(x_name)}: every architecture once, 95% intervals",
+                      xaxis_title=_text(x_name), yaxis_title=_text(y_name), height=540, legend=dict(orientation="h", y=-0.2))
     return fig
 
 
@@ -83,9 +90,9 @@ def heatmap_figure(a: Analysis) -> go.Figure:
         z[i, j] = row["estimate"] if row["finding"] else 0.0  # only effects the study can tell from noise get colour
         text[i][j] = (f"{row['estimate']:+.3f} [{row['lo']:+.3f}, {row['hi']:+.3f}] (n={row['support']})"
                       f"{'' if row['finding'] else ' not distinguishable from noise'}")
-    fig = go.Figure(go.Heatmap(z=z, x=pos, y=blocks, text=text, hoverinfo="x+y+text", colorscale="RdBu", zmid=0,
-                               colorbar=dict(title=f"Δ {name}")))
-    fig.update_layout(title=f"effect on {name} of each block at each position (coloured only where the 95% interval "
+    fig = go.Figure(go.Heatmap(z=z, x=pos, y=[_text(b) for b in blocks], text=text, hoverinfo="x+y+text", colorscale="RdBu",
+                               zmid=0, colorbar=dict(title=f"Δ {_text(name)}")))
+    fig.update_layout(title=f"effect on {_text(name)} of each block at each position (coloured only where the 95% interval "
                             f"excludes zero; hover for all)", height=380)
     return fig
 
@@ -97,7 +104,7 @@ def stage_figure(a: Analysis) -> go.Figure:
         part = frame[frame["objective"] == name] if not frame.empty else frame
         if part.empty:
             continue
-        fig.add_trace(go.Bar(x=part["feature"], y=part["estimate"], name=name,
+        fig.add_trace(go.Bar(x=[_text(f) for f in part["feature"]], y=part["estimate"], name=_text(name),
                              error_y=dict(type="data", symmetric=False, array=(part["hi"] - part["estimate"]).fillna(0),
                                           arrayminus=(part["estimate"] - part["lo"]).fillna(0))))
     fig.update_layout(title="effect per block type and stage (additive model; intervals at the false-coverage level of each "
@@ -110,14 +117,15 @@ def importance_figure(a: Analysis) -> go.Figure | None:
     frame = a.importances
     if frame.empty:
         return None
-    fig = go.Figure(go.Bar(x=frame["importance"], y=frame["parameter"], orientation="h", name="share explained",
+    positions = [_text(p) for p in frame["parameter"]]
+    fig = go.Figure(go.Bar(x=frame["importance"], y=positions, orientation="h", name="share explained",
                            error_x=dict(type="data", symmetric=False, array=frame["hi"] - frame["importance"],
                                         arrayminus=frame["importance"] - frame["lo"]),
                            marker=dict(color=["steelblue" if d else "lightgray" for d in frame["distinguishable"]])))
-    fig.add_trace(go.Scatter(x=frame["chance"], y=frame["parameter"], mode="markers", name="chance level (no effect)",
+    fig.add_trace(go.Scatter(x=frame["chance"], y=positions, mode="markers", name="chance level (no effect)",
                              marker=dict(symbol="line-ns-open", size=14, color="red")))
-    fig.update_layout(title=f"share of the variance of {a.view.objectives[0]} explained by what sits at each position, 90% "
-                            f"bootstrap intervals; grey: not distinguishable from its chance level", height=320)
+    fig.update_layout(title=f"share of the variance of {_text(a.view.objectives[0])} explained by what sits at each position, "
+                            f"90% bootstrap intervals; grey: not distinguishable from its chance level", height=320)
     return fig
 
 
@@ -140,7 +148,7 @@ def _cell(row, name: str) -> str:
     lo, hi = row.get(f"{name}_lo"), row.get(f"{name}_hi")
     if lo is not None and pd.notna(lo) and hi != lo:
         return f"<td>{row[name]:.4g} <small>[{lo:.4g}, {hi:.4g}]</small></td>"
-    return f"<td>{row[name]:.4g}</td>" if isinstance(row[name], float) else f"<td>{row[name]}</td>"
+    return f"<td>{row[name]:.4g}</td>" if isinstance(row[name], float) else f"<td>{_text(row[name])}</td>"
 
 
 def front_table(v: StudyView) -> str:
@@ -168,7 +176,11 @@ def evidence(a: Analysis) -> str:
 
 def stages_html(study: optuna.Study) -> str:
     """For a finalists study: how the stand-alone evaluation re-ranked the one-shot shortlist."""
-    compared = stage_comparison(study)
+    try:
+        compared = stage_comparison(study)
+    except KeyError:  # the first stage's study is not (or no longer) in this storage
+        return (f"<h2>Two stages</h2><p>Finalists of <code>{_text(study.user_attrs['stage_one_study'])}</code>, which this "
+                f"storage does not hold: no comparison of the two rankings.</p>")
     if compared is None:
         return ""
     frame, tau = compared
@@ -186,7 +198,7 @@ def summary(a: Analysis) -> dict:
     return {
         "study": v.study.study_name,
         "objectives": dict(zip(v.objectives, v.directions)),
-        "trials": len(v.study.trials),
+        "trials": len(v.study.get_trials(deepcopy=False)),  # not `.trials`: a deep copy of every trial
         "architectures": len(v.architectures),
         "duplicate_trials": a.duplicate_trials,
         "noise_floor": {k: f.to_dict() for k, f in v.noise_floor.items()},
@@ -220,7 +232,7 @@ def write_report(study: optuna.Study, out_dir: str | Path, profile: LatencyProfi
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}} td:first-child{{text-align:left}}
 .evidence{{background:#f4f4f4;padding:8px 24px}}</style>{_COPY_JS}</head><body>
 <h1>attnas study <code>{html.escape(study.study_name)}</code></h1>
-<p>{len(study.trials)} trials, {len(v.architectures)} distinct architectures ({a.duplicate_trials} re-proposals counted once),
+<p>{len(study.get_trials(deepcopy=False))} trials, {len(v.architectures)} distinct architectures ({a.duplicate_trials} re-proposals counted once),
 {len(v.front)} on the Pareto front of the means; hypervolume {a.hypervolume:.4g} (reference point {np.round(a.reference, 4).tolist()}).</p>
 <p id="latency-source">Latency: {html.escape(v.latency_source or 'no latency in this study')}.</p>
 <h2>Evidence</h2><ul class="evidence" id="evidence">{evidence(a)}</ul>{confirmation_table(a)}
@@ -231,8 +243,9 @@ false-coverage level, which excludes zero)</h3><ul id="findings">{items(a.rules.
 {parts[0]}<h2>Pareto front</h2>{front_table(v)}{''.join(parts[1:])}</body></html>"""
     paths = {"html": out / "dashboard.html", "json": out / "summary.json", "front_csv": out / "front.csv",
              "architectures_csv": out / "architectures.csv"}
-    paths["html"].write_text(page)
-    paths["json"].write_text(json.dumps(summary(a), indent=2, default=str) + "\n")
-    v.front.to_csv(paths["front_csv"], index=False)
-    v.architectures.to_csv(paths["architectures_csv"], index=False)
+    # each file whole or not at all (a full disk, a kill): written aside, then renamed into place
+    atomic_write_text(paths["html"], page)
+    atomic_write_text(paths["json"], json.dumps(summary(a), indent=2, default=str) + "\n")
+    atomic_write(paths["front_csv"], lambda temporary: v.front.to_csv(temporary, index=False))
+    atomic_write(paths["architectures_csv"], lambda temporary: v.architectures.to_csv(temporary, index=False))
     return paths

@@ -67,6 +67,11 @@ def _seeds(trial: FrozenTrial) -> int:
     return len((trial.user_attrs.get("per_seed") or {}).get("seeds", [])) or 1
 
 
+def _number(value) -> float:
+    """A stored metric as a number; anything else (a foreign or damaged study) is unknown, NaN."""
+    return float(value) if isinstance(value, (int, float, np.number)) else np.nan
+
+
 def architectures(study: optuna.Study) -> pd.DataFrame:
     """One row per spec: the trial that knows it best (most seeds) gives its values; `number` is
     the trial that first evaluated it, `times_proposed` how often the sampler proposed it."""
@@ -83,7 +88,7 @@ def architectures(study: optuna.Study) -> pd.DataFrame:
                "reference": any(t.user_attrs.get("reference", False) for t in trials),
                "times_proposed": len(trials), **{f"c_{k}": v for k, v in best.constraints.items()}}
         row.update({name: value for name, value in zip(names, best.values)})
-        row.update({k: v for k, v in best.user_attrs.get("metrics", {}).items() if k not in row})
+        row.update({k: _number(v) for k, v in best.user_attrs.get("metrics", {}).items() if k not in row})
         row["trained"] = best.user_attrs.get("trained", True)
         if not row["trained"]:  # skipped for its latency: its accuracy is unknown, not the placeholder
             row.update({name: np.nan for name in names if name in METRICS and METRICS[name].seeded})

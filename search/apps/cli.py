@@ -9,10 +9,11 @@ dataset.synth; valid keys: ids, cams, ...` with exit status 2.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import hydra
 from hydra import compose, initialize_config_module
@@ -23,6 +24,7 @@ from attnas.search.apps.config import register_configs
 from attnas.search.apps.plugins import load_plugins
 from attnas.search.apps.validate import check_group_choice, check_keys, describe_config_error, missing_keys, typed
 from attnas.search.config import ConfigError
+from attnas.search.faults import EXIT_FAULT, SearchHalted, fault
 
 #: Hydra flags after which the command line is Hydra's business (help, printing the config, ...)
 _HYDRA_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-p", "--package", "-cp", "--config-path",
@@ -68,6 +70,23 @@ def precheck(config_name: str, args: list[str]) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def one_line_faults(on_fault: Callable[[], None] = lambda: None) -> Iterator[None]:
+    """A fault in the block (a full disk, a lost or damaged storage: `attnas.search.faults`) ends
+    the app with one line and status 2, after `on_fault` (stopping other workers); a search's
+    running trial was marked FAIL with the reason when the storage still took it (else its
+    heartbeat fails it when the same command resumes). Other errors pass through."""
+    try:
+        yield
+    except (Exception, SearchHalted) as error:  # SearchHalted is a KeyboardInterrupt, as Ctrl-C is
+        reason = fault(error)
+        if reason is None:
+            raise
+        on_fault()
+        logging.getLogger("attnas").error("%s", reason)
+        sys.exit(EXIT_FAULT)
+
+
 def hydra_app(task: Callable[[Any], None], config_name: str, prog: str) -> Callable[[], None]:
     """A console entry point running `task(typed config)` as Hydra app `prog`."""
 
@@ -76,6 +95,7 @@ def hydra_app(task: Callable[[Any], None], config_name: str, prog: str) -> Calla
         import optuna
 
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        logging.raiseExceptions = False  # a full disk must not turn every log line into a traceback on stderr
         try:
             load_plugins(sys.argv[1:])  # before the configs: what plugins register is a valid value
         except ConfigError as failed:
@@ -94,7 +114,8 @@ def hydra_app(task: Callable[[Any], None], config_name: str, prog: str) -> Calla
             except ConfigError as error:
                 logging.getLogger(f"attnas.{prog}").error("%s", error)
                 sys.exit(2)
-            task(config)
+            with one_line_faults():
+                task(config)
 
         run()
 

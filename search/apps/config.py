@@ -25,6 +25,7 @@ from attnas.evaluators.config import DeviceConfig
 from attnas.evaluators.reid.training import TrainOverrides
 from attnas.evaluators.reid.datasets import DATASETS
 from attnas.search.config import ConfigError, SearchConfig
+from attnas.search.names import folder_name
 from attnas.search.samplers import SAMPLERS
 from attnas.space import SpaceConfig
 from attnas.models import INPUT_SIZE, backbone_names
@@ -68,12 +69,14 @@ def default_output(storage: str, study_name: str, kind: str) -> str:
     """Where a study's reports and exports go unless told: beside a file storage, in the study's
     own folder (`runs/<study>/study.db` -> `runs/<study>/report`) or, when the file holds other
     studies too, under their name (`shared/all.db` -> `shared/reports/<study>`); for a server,
-    `runs/<study>/<kind>`."""
+    `runs/<study>/<kind>`. `<study>` is the study's folder name (`attnas.search.names`): a name
+    such as `../x` never leads outside."""
+    folder_of_study = folder_name(study_name)
     for prefix in ("sqlite:///", "journal:"):
         if storage.startswith(prefix):
             folder = Path(storage.removeprefix(prefix)).parent
-            return str(folder / kind if folder.name == study_name else folder / f"{kind}s" / study_name)
-    return str(Path("runs") / study_name / kind)
+            return str(folder / kind if folder.name == folder_of_study else folder / f"{kind}s" / folder_of_study)
+    return str(Path("runs") / folder_of_study / kind)
 
 
 @dataclass
@@ -134,6 +137,7 @@ def register_configs() -> None:
     call before composing."""
     OmegaConf.register_new_resolver("attnas.sweep_name", sweep_name, replace=True)
     OmegaConf.register_new_resolver("attnas.sweep_suffix", lambda: f"-{sweep_name()}" if sweep_name() else "", replace=True)
+    OmegaConf.register_new_resolver("attnas.folder", lambda name: folder_name(str(name)), replace=True)  # runs/<folder>/
     store = ConfigStore.instance()
     store.store(name="search_schema", node=SearchConfig)
     store.store(name="report_schema", node=ReportConfig)

@@ -17,10 +17,12 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from attnas.search.apps.cli import hydra_app
+from attnas.search.apps.cli import hydra_app, one_line_faults
 from attnas.search.apps.config import default_output
 from attnas.search.apps.validate import describe_config_error, typed
 from attnas.search.config import ConfigError, SearchConfig
+from attnas.search.faults import fault
+from attnas.search.names import folder_name
 from attnas.search.study import Terminated, prepare, search, setup
 from attnas.search.apps.workers import place_worker, spawn, stop, threads_per_worker, wait
 
@@ -32,7 +34,7 @@ def study_folder(cfg: SearchConfig) -> Path:
     run folder, or for a --multirun job the sweep point's folder, which its jobs share."""
     config = HydraConfig.get()
     if config.mode == RunMode.MULTIRUN:
-        return Path(config.sweep.dir) / cfg.study_name
+        return Path(config.sweep.dir) / folder_name(cfg.study_name)
     return Path(config.runtime.output_dir)
 
 
@@ -57,14 +59,17 @@ def run(cfg: SearchConfig) -> None:
         if cfg.retime:  # the study's flagged latencies measured again in place; nothing trained
             return run_retime(prepared, cfg)
         prepare(prepared)  # before the other workers start: the data and the parent are made once, here
-    except (ConfigError, ValueError, FileNotFoundError, RuntimeError) as error:
-        log.error("%s", error)
+    except (ConfigError, ValueError, OSError, RuntimeError) as error:  # OSError: a full disk, a folder it may not write
+        log.error("%s", fault(error) or error)
         sys.exit(2)
+    if folder_name(cfg.study_name) != cfg.study_name:
+        log.info("study %r is not a plain folder name: its files are in %s (recorded as folder_name)", cfg.study_name, folder)
     children = spawn(cfg.workers, cfg.worker or 0, cfg.storage, cfg.device.threads, folder) if cfg.workers > 1 else []
     cfg.workers = 1  # this process is one worker; more run beside it
     try:
-        study = search(prepared, cfg)
-        wait(children)
+        with one_line_faults(lambda: stop(children)):
+            study = search(prepared, cfg)
+            wait(children)
     except KeyboardInterrupt as interrupt:
         terminated = isinstance(interrupt, Terminated)
         stop(children)
