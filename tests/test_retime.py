@@ -70,11 +70,11 @@ def test_retime_on_a_journal_file_is_refused_in_one_line(tmp_path, monkeypatch):
 
 
 def test_placement_rules_drop_flagged_latencies_but_keep_their_other_objectives():
-    from attnas.search.analysis.rules import fit_effects
+    from attnas.search.analysis.rules import discoveries, fit_effects
     from tests.test_analysis import simulated_table
 
     table = simulated_table(0, archs=200)
-    assert any(e.finding and e.block == "nl" for e in fit_effects(table, ["latency_ratio"], "stage"))
+    assert any(e.finding and e.block == "nl" for e in discoveries(fit_effects(table, ["latency_ratio"], "stage")))
     table["latency_unreliable"] = [1.0 if "=nl" in spec else 0.0 for spec in table["spec"]]
     effects = fit_effects(table, ["mAP", "latency_ratio"], "stage")
     assert not any(e.block == "nl" for e in effects if e.objective == "latency_ratio")  # unknown, not claimed

@@ -119,7 +119,7 @@ class TimedLatency(LatencySource):
     @classmethod
     def describe(cls, context: dict[str, Any]) -> str:
         versions = ", ".join(f"{k} {v}" for k, v in (context.get("software") or {"torch": context.get("torch")}).items())
-        return (f"timed during the search on {context.get('device_name')} ({device_type(context.get('device', 'cpu'))}, "
+        return (f"timed during the search on {context.get('device_name')} ({str(context.get('device', 'cpu')).split(':')[0]}, "
                 f"{context.get('threads')} threads, batch {context.get('batch_size')}, input "
                 f"{'x'.join(map(str, context.get('input_size', [])))}, {context.get('runtime', 'eager')} "
                 f"{context.get('precision', 'fp32')}; {versions})")
