@@ -35,16 +35,13 @@ from attnas.evaluators import CachedEvaluator, make_evaluator
 from attnas.evaluators.metric_registry import METRICS, constraint_violation, directions
 from attnas.search.config import ConfigError, SearchConfig
 from attnas.search.frontier import FrontierContext
+from attnas.search.interrupts import Terminated
 from attnas.search.samplers import make_sampler
 from attnas.search.storage import make_storage, serialise_popping, storage_of, study_lock
 from attnas.search.trials import make_objective
 from attnas.space import SearchSpace, make_space, references
 
 log = logging.getLogger("attnas.search")
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler ending the job), handled like Ctrl-C: the trial is marked FAIL."""
 
 
 @dataclass
@@ -92,6 +89,7 @@ def setup(cfg: SearchConfig, cache_path: str | None = None, workdir: str | None 
         workdir = str(Path(cache_path).parent)
     evaluator = make_evaluator(cfg.evaluator, cfg.dataset, cfg.device, workdir, cache_path)
     check_metrics(objectives, constraints, evaluator.produces(), cfg.evaluator.name)
+    evaluator.prepare()  # the data loaded and carved before the storage is touched: a bad dataset.root leaves no study
     url = cfg.storage or (f"sqlite:///{Path(workdir) / 'study.db'}" if workdir else None)
     if url is None:
         raise ConfigError("set storage=URL (sqlite:///PATH.db, postgresql://..., journal:PATH); attnas-search defaults "
@@ -223,13 +221,11 @@ def _terminate(signum, frame) -> None:
 
 
 class _OneLineInterrupts(logging.Filter):
-    """Optuna logs a failed trial with its traceback; for an interrupt the reason is the whole story."""
+    """Optuna logs a failed trial with its traceback; an interrupted one is said in the app's one
+    line instead (`attnas.search.interrupts`: the trial's number travels with the interrupt)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
-            record.msg, record.args, record.exc_info, record.exc_text = (
-                f"{record.getMessage().split(' because of')[0]}: interrupted ({record.exc_info[1] or 'SIGINT'})", None, None, None)
-        return True
+        return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
 
 
 def quiet_interrupts() -> None:

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from torchvision import transforms as T
 
 from attnas.evaluators.reid.datasets.base import ImageRecord
+from attnas.evaluators.reid.datasets.images import to_rgb
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -19,7 +20,7 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 def read_image(path: str) -> Image.Image:
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
+            return to_rgb(img)  # 16-bit grayscale scaled, not clipped to white
     except FileNotFoundError:
         raise FileNotFoundError(f"image file {path!r} does not exist") from None
     except (UnidentifiedImageError, OSError) as error:

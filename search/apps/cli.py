@@ -20,8 +20,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
 from attnas.search.apps.config import register_configs
+from attnas.search.apps.entry import app, interrupted_line
 from attnas.search.apps.validate import check_group_choice, check_keys, describe_config_error, missing_keys, typed
 from attnas.search.config import ConfigError
+from attnas.search.interrupts import doing, exit_status, terminate_as_interrupt
 
 #: Hydra flags after which the command line is Hydra's business (help, printing the config, ...)
 _HYDRA_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-p", "--package", "-cp", "--config-path",
@@ -86,9 +88,14 @@ def hydra_app(task: Callable[[Any], None], config_name: str, prog: str) -> Calla
             try:
                 config = typed(cfg)
             except ConfigError as error:
-                logging.getLogger(f"attnas.{prog}").error("%s", error)
+                logging.getLogger(f"attnas.{prog.removeprefix('attnas-')}").error("%s", error)
                 sys.exit(2)
-            task(config)
+            try:  # in the job's log too: one line, what was interrupted and how to go on
+                with terminate_as_interrupt(), doing(app(prog).doing):
+                    task(config)
+            except KeyboardInterrupt as interrupt:
+                logging.getLogger(f"attnas.{prog.removeprefix('attnas-')}").error("%s", interrupted_line(prog, interrupt))
+                sys.exit(exit_status(interrupt))
 
         run()
 

@@ -21,7 +21,7 @@ from omegaconf import MISSING, OmegaConf
 from attnas.evaluators import EVALUATORS
 from attnas.evaluators.config import DeviceConfig
 from attnas.evaluators.reid.datasets import DATASETS
-from attnas.search.config import ConfigError, SearchConfig
+from attnas.search.config import ConfigError, SearchConfig, data_tag
 from attnas.search.samplers import SAMPLERS
 from attnas.space import SpaceConfig
 from attnas.models import INPUT_SIZE
@@ -33,7 +33,7 @@ class ReportConfig:
 
     storage: str = MISSING
     study_name: str = MISSING
-    out: Optional[str] = None  # None: next to the storage, <folder of the .db>/reports/<study_name>
+    out: Optional[str] = None  # None: default_output(storage, study_name, "report"), e.g. runs/<study>/report
     profile: Optional[str] = None  # redraw with another device's latency, predicted from this profile
 
 
@@ -46,7 +46,7 @@ class ExportConfig:
     pick: str = "knee"  # knee | max_map | METRIC<=VALUE, e.g. latency<=1.05
     min_gain_se: float = 2.0  # consider only candidates beating the plain backbone by this many standard errors
     allow_insignificant: bool = False  # export even when none does (the verdict is written with it)
-    out: Optional[str] = None  # None: next to the storage, <folder of the .db>/exports/<study_name>
+    out: Optional[str] = None  # None: default_output(storage, study_name, "export"), e.g. runs/<study>/export
     overwrite: bool = False  # replace an export of another spec in `out`
     model: bool = False  # also write state_dict, TorchScript and ONNX (when onnx is installed)
     weights: Optional[str] = None  # the model.pt attnas-train wrote for the picked architecture
@@ -103,6 +103,7 @@ def register_configs() -> None:
     call before composing."""
     OmegaConf.register_new_resolver("attnas.sweep_name", sweep_name, replace=True)
     OmegaConf.register_new_resolver("attnas.sweep_suffix", lambda: f"-{sweep_name()}" if sweep_name() else "", replace=True)
+    OmegaConf.register_new_resolver("attnas.data_tag", lambda *, _root_: data_tag(_root_.dataset), replace=True)
     store = ConfigStore.instance()
     store.store(name="search_schema", node=SearchConfig)
     store.store(name="report_schema", node=ReportConfig)
