@@ -20,7 +20,7 @@ from hydra.types import RunMode
 
 from attnas.search.apps.cli import hydra_app
 from attnas.search.apps.config import default_output
-from attnas.search.apps.start import forget_failed_start, made_by_hydra_only
+from attnas.search.apps.start import forget_failed_start, made_by_hydra_only, study_exists
 from attnas.search.apps.validate import describe_config_error, typed
 from attnas.search.config import ConfigError, SearchConfig
 from attnas.search.interrupts import doing
@@ -54,14 +54,16 @@ def run(cfg: SearchConfig) -> None:
         cfg.device.threads = threads_per_worker(cfg.workers, cfg.device.threads)
     if cfg.device.threads:
         torch.set_num_threads(cfg.device.threads)
+    existed = True  # until the storage says otherwise: a study this start did not create is never removed
     try:
+        existed = study_exists(cfg.storage, cfg.study_name)
         with doing("loading the data and setting up the study"):
             prepared = setup(cfg, cache_path=str(folder / "evaluations.jsonl"), workdir=str(folder))
         with doing("preparing the evaluator (the parent or the supernet)"):
             prepare(prepared)  # before the other workers start: the data and the parent are made once, here
     except Exception as error:  # noqa: BLE001 - whatever failed, the corrected command must find nothing in its way
         with contextlib.suppress(Exception):  # the error to report is the start's, not a failed clean-up's
-            forget_failed_start(cfg.storage, cfg.study_name, folder if own_folder else None)
+            forget_failed_start(cfg.storage, cfg.study_name, folder if own_folder else None, existed)
         if not isinstance(error, START_ERRORS):
             raise
         log.error("%s", error)

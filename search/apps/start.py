@@ -36,10 +36,18 @@ def _file_of(url: str) -> Path | None:
     return None
 
 
-def forget_failed_start(url: str, study_name: str, own_folder: Path | None) -> None:
-    """Remove what a start that failed before its first trial made: the study (when none of its
-    trials ran), a SQLite or journal file left without any study, and `own_folder` (the run
-    folder this start made, or None)."""
+def study_exists(url: str, study_name: str) -> bool:
+    """Whether the storage holds the study (without creating a storage file that is not there)."""
+    file = _file_of(url)
+    if file is not None and not file.exists():
+        return False
+    return study_name in optuna.get_all_study_names(make_storage(url, heartbeat_interval=None))
+
+
+def forget_failed_start(url: str, study_name: str, own_folder: Path | None, study_existed: bool) -> None:
+    """Remove what a start that failed before its first trial made: the study, when this start
+    created it and none of its trials ran (another worker's study is never touched), a SQLite or
+    journal file left without any study, and `own_folder` (the run folder this start made, or None)."""
     file = _file_of(url)
     if file is None or file.exists():
         storage = make_storage(url, heartbeat_interval=None)
@@ -47,7 +55,7 @@ def forget_failed_start(url: str, study_name: str, own_folder: Path | None) -> N
             trials = optuna.load_study(study_name=study_name, storage=storage).get_trials(deepcopy=False)
         except KeyError:  # no such study: the start failed before creating it
             trials = None
-        if trials is not None and all(t.state == TrialState.WAITING for t in trials):
+        if not study_existed and trials is not None and all(t.state == TrialState.WAITING for t in trials):
             optuna.delete_study(study_name=study_name, storage=storage)
         if file is not None and not optuna.get_all_study_names(storage):
             file.unlink(missing_ok=True)
