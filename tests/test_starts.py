@@ -2,6 +2,7 @@
 leaves nothing behind, so the corrected command runs (PRID- and GRID-like folders, the tiny
 evaluator, temporary storages)."""
 
+import os
 import re
 import subprocess
 import sys
@@ -31,7 +32,7 @@ def config(*overrides):
 def search(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     """`attnas-search ARGS` run from `cwd`, so its run folders land in cwd/runs/."""
     return subprocess.run([str(VENV_BIN / "attnas-search"), *TINY, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=600, env=dict(os.environ, TMPDIR=str(cwd)))  # no other process's timing pauses it
 
 
 def lines_of(run: subprocess.CompletedProcess) -> list[str]:
@@ -93,4 +94,4 @@ def test_a_start_that_fails_in_the_parent_leaves_nothing_and_the_corrected_comma
     assert corrected.returncode == 0, lines_of(corrected)[-5:]
     study = optuna.load_study(study_name="prid", storage=f"sqlite:///{tmp_path / 'runs' / 'prid' / 'study.db'}")
     assert [t.state for t in study.trials].count(TrialState.COMPLETE) == 1
-    assert "searches the folder data in" in corrected.stdout + corrected.stderr
+    assert "searches the folder data in" in corrected.stdout and (tmp_path / "runs" / "prid" / "app.log").exists()

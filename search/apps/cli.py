@@ -4,7 +4,8 @@ Hydra reports a bad override in five to thirty lines, and lets `+key=value` thro
 structured config (OmegaConf then drops it silently). `hydra_app` composes the command line once
 before handing it to Hydra (the first job of a sweep stands for all), checks every key against
 its schema, and turns the failure into `attnas-search: error: unknown key 'idz' in
-dataset.synth; valid keys: ids, cams, ...` with exit status 2.
+dataset.synth; valid keys: ids, cams, ...` with exit status 2. Ctrl-C or SIGTERM inside the app is
+logged as one line (what was interrupted, how to go on; `attnas.search.interrupts`), exit 130/143.
 """
 
 from __future__ import annotations
