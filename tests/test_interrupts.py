@@ -61,12 +61,12 @@ def test_while_the_synthetic_set_is_generated(tmp_path, signum):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_while_the_parent_trains_and_the_same_command_resumes(tmp_path, signum):
     command = [str(VENV_BIN / "attnas-search"), *SEARCH, "dataset=folder", f"dataset.root={prid_like(tmp_path / 'prid')}",
-               "evaluator.parent=tiny", "evaluator.parent_train.epochs=60", "n_trials=1", "report=false"]
-    code, lines = interrupt(command, "training the parent", signum, tmp_path)
+               "evaluator.parent=tiny", "evaluator.parent_train.epochs=30", "n_trials=1", "report=false"]
+    code, lines = interrupt(command, "training the parent", signum, tmp_path, wait=0.5)
     assert_one_line(code, lines, signum, "making the parent resnet18 (nothing of it is kept)", "run the same command to resume")
     (study,) = (tmp_path / "runs").iterdir()
     assert not list(study.glob("parent-*.pt"))
-    resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=private(tmp_path))
+    resumed = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=1200, env=private(tmp_path))
     assert resumed.returncode == 0 and list(study.glob("parent-*.pt")), resumed.stdout[-2000:]
 
 
