@@ -40,6 +40,7 @@ APPS = {
 
 
 def app(prog: str) -> App:
+    """The entry of `prog`; an app that is not listed (a plugin's) gets general words."""
     return APPS.get(prog) or App("", None, "run the same command again", "running")
 
 
