@@ -94,6 +94,9 @@ def made_once(path: str | os.PathLike, make: Callable[[Path], None], what: str =
             if folder:
                 (temporary / MARKER).write_text("")
             os.replace(temporary, path)
+        except KeyboardInterrupt as interrupt:  # the app's one-line report names what was being made
+            interrupt.add_note(f"making {what or path} (nothing of it is kept)")
+            raise
         finally:
             if temporary.exists():
                 shutil.rmtree(temporary, ignore_errors=True) if temporary.is_dir() else temporary.unlink(missing_ok=True)

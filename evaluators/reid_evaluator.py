@@ -183,7 +183,8 @@ class ReIDEvaluator(Evaluator):
     def provenance(self) -> dict[str, Any]:
         self.prepare()
         return {"data": {"name": self.dataset.name, "root": self.dataset.root, "summary": self.dataset.summary()},
-                "validation": {"protocol": self._split.protocol, "split_seed": self.split_seed, "ids": self._split.ids,
+                "validation": {"protocol": self._split.protocol, "split_seed": self.split_seed,
+                               "ids": [self.dataset.train_ids[label] for label in self._split.ids],  # as in the file names
                                "queries": len(self.val_query), "gallery": len(self.val_gallery),
                                "resolution": (self.resolution or self._split.resolution).to_dict()},
                 "training": {"identities": len({r.pid for r in self.train_records}), "images": len(self.train_records),

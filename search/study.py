@@ -34,8 +34,8 @@ from tqdm.auto import tqdm
 from attnas.evaluators import CachedEvaluator, make_evaluator
 from attnas.evaluators.metric_registry import METRICS, constraint_violation, directions
 from attnas.search.config import ConfigError, SearchConfig
-from attnas.search.faults import SearchHalted
 from attnas.search.frontier import FrontierContext
+from attnas.search.interrupts import Terminated
 from attnas.search.names import check_study_name, folder_name
 from attnas.search.samplers import make_sampler
 from attnas.search.storage import make_storage, serialise_popping, storage_of, study_lock
@@ -43,10 +43,6 @@ from attnas.search.trials import make_objective
 from attnas.space import SearchSpace, make_space, references
 
 log = logging.getLogger("attnas.search")
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler ending the job), handled like Ctrl-C: the trial is marked FAIL."""
 
 
 @dataclass
@@ -107,6 +103,7 @@ def setup(cfg: SearchConfig, cache_path: str | None = None, workdir: str | None 
         workdir = str(Path(cache_path).parent)
     evaluator = make_evaluator(cfg.evaluator, cfg.dataset, cfg.device, workdir, cache_path)
     check_metrics(objectives, constraints, evaluator.produces(), cfg.evaluator.name)
+    evaluator.prepare()  # the data loaded and carved before the storage is touched: a bad dataset.root leaves no study
     url = cfg.storage or (f"sqlite:///{Path(workdir) / 'study.db'}" if workdir else None)
     if url is None:
         raise ConfigError("set storage=URL (sqlite:///PATH.db, postgresql://..., journal:PATH); attnas-search defaults "
@@ -249,15 +246,12 @@ def _terminate(signum, frame) -> None:
 
 
 class _OneLineInterrupts(logging.Filter):
-    """Optuna logs a failed trial with its traceback; for an interrupt the reason is the whole story."""
+    """Optuna logs a failed trial with its traceback; an interrupted one is said in the app's one
+    line instead (`attnas.search.interrupts`: the trial's number travels with the interrupt)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], SearchHalted):
-            return False  # the app says it, once
-        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
-            record.msg, record.args, record.exc_info, record.exc_text = (
-                f"{record.getMessage().split(' because of')[0]}: interrupted ({record.exc_info[1] or 'SIGINT'})", None, None, None)
-        return True
+        # a halt (SearchHalted is a KeyboardInterrupt) or an interrupt: the app says it, once
+        return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
 
 
 def quiet_interrupts() -> None:

@@ -163,6 +163,7 @@ def make_objective(s: "SearchSetup", cfg: "SearchConfig"):
         except KeyboardInterrupt as interrupt:  # Ctrl-C or SIGTERM, wherever it lands: Optuna marks the trial FAIL; say why
             with contextlib.suppress(Exception):  # the storage may already refuse (the trial failed by a heartbeat)
                 trial.set_user_attr("error", f"interrupted: {str(interrupt) or 'SIGINT (Ctrl-C)'}")
+            interrupt.add_note(f"running trial {trial.number}, which is marked FAIL with the reason")
             raise
         except Exception as error:  # a full disk or a lost storage stops the search (`search.faults`)
             halt_on_fault(trial, error)

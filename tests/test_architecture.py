@@ -36,7 +36,7 @@ ALLOWED: dict[str, set[str]] = {
 }
 #: modules of `evaluators/` that everything in it builds on (base classes, registries of metrics, files, devices)
 EVALUATOR_CORE = {"attnas.evaluators.base", "attnas.evaluators.metric_registry", "attnas.evaluators.artefacts",
-                  "attnas.evaluators.device", "attnas.evaluators.device_lock"}
+                  "attnas.evaluators.device", "attnas.evaluators.device_lock", "attnas.evaluators.progress"}
 
 
 def layer(module: str) -> str | None:

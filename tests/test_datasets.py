@@ -133,7 +133,7 @@ def test_synthetic_generator_writes_a_market_layout_deterministically(tmp_path):
 
 
 def test_synthetic_cli(tmp_path, capsys):
-    from attnas.evaluators.reid.datasets.synthetic import main
+    from attnas.search.apps.synth_app import main
 
     main(["--out", str(tmp_path / "s"), "--ids", "8", "--cams", "2", "--seed", "1"])
     assert "synthetic: train 4 ids" in capsys.readouterr().out

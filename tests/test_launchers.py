@@ -1,6 +1,7 @@
 """Hydra launchers for many workers: joblib (local processes) is run; submitit (SLURM) is
 config-tested, since no SLURM is here: the composed configs and the sbatch script a job gets."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,8 @@ def test_submitit_slurm_launcher_composes_workers_of_one_study_and_their_sbatch_
         assert (launcher.partition, launcher.cpus_per_task, launcher.gpus_per_node) == ("gpu", 8, 1)
         assert cfg.worker == worker and cfg.storage.startswith("postgresql://")
         names.add(cfg.study_name.replace("${attnas.sweep_suffix:}", ""))
-    assert names == {"attnas-resnet50-market1501-full"}  # every job is a worker of the same study
+    (name,) = names  # every job is a worker of the same study, named from its data's folder
+    assert re.fullmatch(r"attnas-resnet50-market1501-[0-9a-f]{6}-full", name)
     script = _make_sbatch_string(command="python -u -m submitit.core._submit /shared/runs/.submitit/%j", folder=tmp_path,
                                  job_name="attnas-search", partition=launcher.partition, time=launcher.timeout_min,
                                  cpus_per_task=launcher.cpus_per_task, gpus_per_node=launcher.gpus_per_node,

@@ -144,9 +144,9 @@ def test_constraints_mark_infeasible_trials_and_keep_them(tmp_path):
 
 
 def test_resuming_with_other_evaluator_settings_is_refused(tmp_path):
-    run_search(config(tmp_path, "n_trials=1"))
+    first = run_search(config(tmp_path, "n_trials=1"))
     with pytest.raises(ValueError, match="was run with evaluator=.* use another study_name"):
-        run_search(config(tmp_path, "n_trials=2", "evaluator.num_val_ids=3", "study_name=attnas-resnet18-synthetic-tiny"))
+        run_search(config(tmp_path, "n_trials=2", "evaluator.num_val_ids=3", f"study_name={first.study_name}"))
 
 
 def test_resuming_with_other_positions_of_the_same_count_is_refused(tmp_path):
@@ -186,7 +186,7 @@ def test_two_processes_on_one_storage_share_the_work(tmp_path):
     workers = [subprocess.Popen(args + [f"worker={i}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) for i in range(2)]
     outputs = [w.communicate(timeout=300)[0].decode() for w in workers]
     assert all(w.returncode == 0 for w in workers), [out[-3000:] for out in outputs]
-    study = optuna.load_study(study_name="attnas-resnet18-synthetic-tiny", storage=f"sqlite:///{tmp_path / 'shared.db'}")
+    study = optuna.load_study(study_name=config(tmp_path).study_name, storage=f"sqlite:///{tmp_path / 'shared.db'}")
     finished = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert len(finished) == 6  # exactly: a trial that would exceed n_trials is pruned as surplus
     trained = [t.user_attrs["spec"] for t in finished if "duplicate_of" not in t.user_attrs]
@@ -207,8 +207,9 @@ def test_hydra_cli_runs_and_multiruns(tmp_path):
     assert multi.returncode == 0, multi.stderr
     runs = sorted(p.name for p in (tmp_path / "multi").iterdir() if p.is_dir())
     # one study per sweep point, named by it, in folders a path override can take back ('=' and ',' would not)
-    assert runs == ["attnas-resnet18-synthetic-tiny-dataset.synth.ids-16__evaluator-tiny__space.max_blocks-1__space.positions-_layer3_layer4___space-resnet18",
-                    "attnas-resnet18-synthetic-tiny-dataset.synth.ids-16__evaluator-tiny__space.max_blocks-2__space.positions-_layer3_layer4___space-resnet18"]
+    tag = config(tmp_path).study_name.removeprefix("attnas-resnet18-synthetic-").removesuffix("-tiny")  # the data's digest
+    assert runs == [f"attnas-resnet18-synthetic-{tag}-tiny-dataset.synth.ids-16__evaluator-tiny__space.max_blocks-1__space.positions-_layer3_layer4___space-resnet18",
+                    f"attnas-resnet18-synthetic-{tag}-tiny-dataset.synth.ids-16__evaluator-tiny__space.max_blocks-2__space.positions-_layer3_layer4___space-resnet18"]
     for run in runs:
         storage = f"sqlite:///{tmp_path / 'multi' / run / 'study.db'}"
         assert optuna.get_all_study_names(storage) == [run]
@@ -335,8 +336,10 @@ def test_a_search_on_real_two_camera_data_completes_with_a_report(tmp_path, data
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"validation ({protocol}, 4 ids carved from the training ids)" in run.stdout + run.stderr
-    assert (tmp_path / "reports" / f"attnas-resnet18-{dataset}-tiny" / "dashboard.html").exists()  # beside study.db
-    study = optuna.load_study(study_name=f"attnas-resnet18-{dataset}-tiny", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    (name,) = optuna.get_all_study_names(f"sqlite:///{tmp_path / 'study.db'}")
+    assert re.fullmatch(f"attnas-resnet18-{dataset}-[0-9a-f]{{6}}-tiny", name)  # named from the data's folder
+    assert (tmp_path / "reports" / name / "dashboard.html").exists()  # beside study.db
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'study.db'}")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
 
 
@@ -369,7 +372,7 @@ def test_an_interrupted_reference_is_queued_again_on_resume_and_failures_do_not_
     patch_score(monkeypatch, ctrl_c_once)
     with pytest.raises(KeyboardInterrupt):
         run_search(config(tmp_path, "n_trials=3"))
-    study = optuna.load_study(study_name="attnas-resnet18-synthetic-tiny", storage=f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.load_study(study_name=config(tmp_path).study_name, storage=f"sqlite:///{tmp_path / 'study.db'}")
     (first,) = study.trials[:1]
     assert first.state == TrialState.FAIL and first.user_attrs["error"] == "interrupted: SIGINT (Ctrl-C)"
     with caplog.at_level("INFO", logger="attnas.search"):

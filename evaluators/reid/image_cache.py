@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from attnas.evaluators.reid.datasets.base import ImageRecord
+from attnas.evaluators.reid.datasets.images import to_rgb
 
 #: below this many images, decoding in worker processes costs more than it saves (their start-up)
 _PARALLEL_FROM = 512
@@ -30,7 +31,7 @@ _CACHE: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 def read_image(path: str) -> Image.Image:
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
+            return to_rgb(img)  # 16-bit grayscale scaled, not clipped to white
     except FileNotFoundError:
         raise FileNotFoundError(f"image file {path!r} does not exist") from None
     except (UnidentifiedImageError, OSError) as error:

@@ -4,7 +4,8 @@ Hydra reports a bad override in five to thirty lines, and lets `+key=value` thro
 structured config (OmegaConf then drops it silently). `hydra_app` composes the command line once
 before handing it to Hydra (the first job of a sweep stands for all), checks every key against
 its schema, and turns the failure into `attnas-search: error: unknown key 'idz' in
-dataset.synth; valid keys: ids, cams, ...` with exit status 2.
+dataset.synth; valid keys: ids, cams, ...` with exit status 2. Ctrl-C or SIGTERM inside the app is
+logged as one line (what was interrupted, how to go on; `attnas.search.interrupts`), exit 130/143.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
 from attnas.search.apps.config import register_configs
+from attnas.search.apps.entry import app, interrupted_line
 from attnas.search.apps.plugins import load_plugins
 from attnas.search.apps.validate import check_group_choice, check_keys, describe_config_error, missing_keys, typed
 from attnas.search.config import ConfigError
 from attnas.search.faults import EXIT_FAULT, SearchHalted, fault
+from attnas.search.interrupts import doing, exit_status, terminate_as_interrupt
 
 #: Hydra flags after which the command line is Hydra's business (help, printing the config, ...)
 _HYDRA_FLAGS = ("-h", "--help", "--hydra-help", "-c", "--cfg", "-i", "--info", "-p", "--package", "-cp", "--config-path",
@@ -112,10 +115,14 @@ def hydra_app(task: Callable[[Any], None], config_name: str, prog: str) -> Calla
             try:
                 config = typed(cfg)
             except ConfigError as error:
-                logging.getLogger(f"attnas.{prog}").error("%s", error)
+                logging.getLogger(f"attnas.{prog.removeprefix('attnas-')}").error("%s", error)
                 sys.exit(2)
-            with one_line_faults():
-                task(config)
+            try:  # in the job's log too: one line, what was interrupted and how to go on
+                with terminate_as_interrupt(), doing(app(prog).doing), one_line_faults():
+                    task(config)
+            except KeyboardInterrupt as interrupt:
+                logging.getLogger(f"attnas.{prog.removeprefix('attnas-')}").error("%s", interrupted_line(prog, interrupt))
+                sys.exit(exit_status(interrupt))
 
         run()
 

@@ -24,7 +24,7 @@ from attnas.evaluators import EVALUATORS
 from attnas.evaluators.config import DeviceConfig
 from attnas.evaluators.reid.training import TrainOverrides
 from attnas.evaluators.reid.datasets import DATASETS
-from attnas.search.config import ConfigError, SearchConfig
+from attnas.search.config import ConfigError, SearchConfig, data_tag
 from attnas.search.names import folder_name
 from attnas.search.samplers import SAMPLERS
 from attnas.space import SpaceConfig
@@ -37,7 +37,7 @@ class ReportConfig:
 
     storage: str = MISSING
     study_name: str = MISSING
-    out: Optional[str] = None  # None: next to the storage, <folder of the .db>/reports/<study_name>
+    out: Optional[str] = None  # None: default_output(storage, study_name, "report"), e.g. runs/<study>/report
     profile: Optional[str] = None  # redraw with another device's latency, predicted from this profile
     plugins: list[str] = field(default_factory=list)  # modules that registered the study's entries (apps/plugins.py)
 
@@ -55,7 +55,7 @@ class ExportConfig:
     confirm_seeds: int = 5
     allow_unconfirmed: bool = False  # export a pick that is not significant or not confirmed (the verdict is written with it)
     device: Any = MISSING  # where a confirmation trains; it must be the study's (its fingerprint is checked)
-    out: Optional[str] = None  # None: next to the storage, <folder of the .db>/exports/<study_name>
+    out: Optional[str] = None  # None: default_output(storage, study_name, "export"), e.g. runs/<study>/export
     overwrite: bool = False  # replace an export of another spec in `out`
     model: bool = False  # also write state_dict, TorchScript and ONNX (when onnx is installed)
     weights: Optional[str] = None  # the model.pt attnas-train wrote for the picked architecture
@@ -138,6 +138,7 @@ def register_configs() -> None:
     OmegaConf.register_new_resolver("attnas.sweep_name", sweep_name, replace=True)
     OmegaConf.register_new_resolver("attnas.sweep_suffix", lambda: f"-{sweep_name()}" if sweep_name() else "", replace=True)
     OmegaConf.register_new_resolver("attnas.folder", lambda name: folder_name(str(name)), replace=True)  # runs/<folder>/
+    OmegaConf.register_new_resolver("attnas.data_tag", lambda *, _root_: data_tag(_root_.dataset), replace=True)
     store = ConfigStore.instance()
     store.store(name="search_schema", node=SearchConfig)
     store.store(name="report_schema", node=ReportConfig)

@@ -4,15 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from attnas.evaluators.cost import model_cost
-from attnas.evaluators.device import check_device
-from attnas.evaluators.latency.runtimes import PRECISIONS, RUNTIMES, check_runtime
-from attnas.evaluators.latency.timing import LatencyConfig, measure_latency_ratio
-from attnas.models import build_model
-from attnas.space import ArchSpec
-
 DEMO_SPECS = ["resnet50", "resnet50:layer3.5=cnl", "resnet50:layer2.3=se,layer3.5=cnl,layer4.0=cnl", "resnet50:layer1.2=nl", "resnet101"]
 
 
@@ -26,9 +17,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--height", type=int, default=256)
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--runtime", default="eager", choices=RUNTIMES, help="the runtime the model is deployed on")
-    parser.add_argument("--precision", default="fp32", choices=list(PRECISIONS))
+    parser.add_argument("--runtime", default="eager", help="the runtime the model is deployed on: eager, onnxruntime, tensorrt")
+    parser.add_argument("--precision", default="fp32", help="fp32, fp16 or bf16")
     args = parser.parse_args(argv)
+    import torch  # after the arguments: --help answers without it
+
+    from attnas.evaluators.cost import model_cost
+    from attnas.evaluators.device import check_device
+    from attnas.evaluators.latency.runtimes import check_runtime
+    from attnas.evaluators.latency.timing import LatencyConfig, measure_latency_ratio
+    from attnas.models import build_model
+    from attnas.space import ArchSpec
+
     try:
         specs = [ArchSpec.parse(text) for text in args.specs]
         baseline_spec = ArchSpec.parse(args.baseline)

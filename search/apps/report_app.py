@@ -18,7 +18,9 @@ def run(cfg: ReportConfig) -> None:
     try:
         profile = LatencyProfile.load(cfg.profile) if cfg.profile else None
         out = cfg.out or default_output(cfg.storage, cfg.study_name, "report" if profile is None else f"report-{profile.device}")
-        paths = write_report(load_study(cfg.storage, cfg.study_name), out, profile)
+        study = load_study(cfg.storage, cfg.study_name)
+        log.info("writing the report of %s (%d trials) to %s", study.study_name, len(study.trials), out)
+        paths = write_report(study, out, profile)
     except (ValueError, FileNotFoundError) as error:
         log.error("%s", error)
         sys.exit(2)

@@ -27,6 +27,7 @@ from attnas.evaluators.reid_evaluator import make_dataset
 from attnas.models import build_model
 from attnas.search.apps.cli import hydra_app
 from attnas.search.apps.config import TrainAppConfig
+from attnas.search.interrupts import doing
 from attnas.space import ArchSpec
 
 log = logging.getLogger("attnas.train")
@@ -54,13 +55,11 @@ def run(cfg: TrainAppConfig) -> None:
         log.error("%s", error)
         sys.exit(2)
     log.info("training %s with budget %s on %s", spec, cfg.budget, data.summary())
-    try:
-        result = train(model, records, train_cfg)  # no validation inside: the test split is scored once, below
-        log.info("scoring the test split: %d queries against %d gallery images", len(data.query), len(data.gallery))
-        ranks = evaluate_model(model, data.query, data.gallery, train_cfg)
-    except KeyboardInterrupt:
-        log.error("interrupted (Ctrl-C): nothing written to %s", out)
-        sys.exit(130)
+    try:  # an interrupt is said in the app's one line (cli.hydra_app), naming what was not written
+        with doing(f"training {spec} (nothing written to {out})"):
+            result = train(model, records, train_cfg)  # no validation inside: the test split is scored once, below
+            log.info("scoring the test split: %d queries against %d gallery images", len(data.query), len(data.gallery))
+            ranks = evaluate_model(model, data.query, data.gallery, train_cfg)
     except FloatingPointError as error:
         log.error("%s", error)
         sys.exit(1)

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from attnas.evaluators.reid.datasets.config import CUHK03Config, DatasetConfig, SplitDatasetConfig, SyntheticDatasetConfig
 from attnas.evaluators.reid.datasets.base import ImageRecord, ReIDDataset, relabel, stats
+from attnas.evaluators.reid.datasets.images import warn_about_wide_images
 from attnas.evaluators.reid.datasets.market import load_cuhk03_np, load_duke, load_market1501, load_market_layout
 from attnas.evaluators.reid.datasets.msmt17 import load_msmt17
 from attnas.evaluators.reid.datasets.small import load_cuhk01, load_viper
@@ -70,7 +71,14 @@ def load_dataset(name: str, root: str | Path, **options: Any) -> ReIDDataset:
     unknown = [key for key in options if key not in valid]
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for dataset {name!r}; valid options: {', '.join(valid) or 'none'}")
-    return entry.loader(root, **options)
+    folder = Path(root).expanduser()
+    if not folder.exists():
+        relative = "" if folder.is_absolute() else f" (relative to {Path.cwd()})"
+        raise FileNotFoundError(f"dataset {name!r}: dataset.root={root} does not exist{relative}; set it to the folder "
+                                f"holding {entry.layout}")
+    dataset = entry.loader(folder, **options)
+    warn_about_wide_images(dataset.name, {"train": dataset.train, "query": dataset.query, "gallery": dataset.gallery})
+    return dataset
 
 
 __all__ = ["DATASETS", "DatasetEntry", "ImageRecord", "ReIDDataset", "load_dataset", "relabel", "stats"]

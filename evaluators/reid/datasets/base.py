@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, NamedTuple
@@ -43,8 +44,12 @@ class ReIDDataset:
     gallery: list[ImageRecord]
     root: str = ""
     extra: dict = field(default_factory=dict)
+    #: the person id of each training label, as in the file names: label i is train_ids[i] (reports and
+    #: exports name identities by these, not by the 0..N-1 labels the classifier needs)
+    train_ids: list[int] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
+        self.train_ids = sorted({r.pid for r in self.train})
         self.train = relabel(self.train)
         for split in ("train", "query", "gallery"):
             if not getattr(self, split):
@@ -73,5 +78,11 @@ def require_dir(path: Path, dataset: str, hint: str) -> Path:
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
+def image_names(folder: Path) -> list[str]:
+    """The image file names in `folder`, sorted (as strings: sorting 100,000 Paths takes seconds)."""
+    with os.scandir(folder) as entries:
+        return sorted(entry.name for entry in entries if os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES)
+
+
 def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return [folder / name for name in image_names(folder)]

@@ -6,7 +6,9 @@ it as `dataset/base_<name>`, with `name` already set, so the yaml sets only what
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from attnas.evaluators.reid.datasets.synthetic import SynthConfig
@@ -43,7 +45,14 @@ class SyntheticDatasetConfig(DatasetConfig):
     synth: SynthConfig = field(default_factory=SynthConfig)
 
     def folder(self) -> str:
-        return self.root or f"data/synthetic-{self.synth.ids}ids-seed{self.synth.seed}"
+        """`root`, or data/synthetic-<ids>ids-seed<seed>, with a digest of the generator's other
+        knobs when they are not the defaults: a set generated otherwise is another folder, never
+        mistaken for the default one."""
+        if self.root:
+            return self.root
+        knobs = {k: v for k, v in asdict(self.synth).items() if k not in ("ids", "seed") and v != getattr(SynthConfig, k)}
+        tag = "-" + hashlib.sha1(json.dumps(knobs, sort_keys=True).encode()).hexdigest()[:6] if knobs else ""
+        return f"data/synthetic-{self.synth.ids}ids-seed{self.synth.seed}{tag}"
 
 
 def loader_options(cfg: DatasetConfig) -> dict[str, Any]:

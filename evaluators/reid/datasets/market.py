@@ -8,10 +8,12 @@ the gallery (they are never a true match). Cameras are 1-based in file names, 0-
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
-from attnas.evaluators.reid.datasets.base import ImageRecord, ReIDDataset, list_images, require_dir
+from attnas.evaluators.progress import progress
+from attnas.evaluators.reid.datasets.base import ImageRecord, ReIDDataset, image_names, require_dir
 
 _NAME = re.compile(r"^(-?\d+)_c(\d+)")
 SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}
@@ -29,11 +31,12 @@ def parse_market_name(name: str) -> tuple[int, int]:
 
 def read_market_split(folder: Path, keep_distractors: bool) -> list[ImageRecord]:
     records = []
-    for path in list_images(folder):
-        pid, camid = parse_market_name(path.name)
+    names = image_names(folder)
+    for name in progress(names, f"reading the file names of {folder}", unit="files"):
+        pid, camid = parse_market_name(name)
         if pid == -1 or (pid == 0 and not keep_distractors):
             continue
-        records.append(ImageRecord(str(path), pid, camid))
+        records.append(ImageRecord(os.path.join(folder, name), pid, camid))
     return records
 
 

@@ -8,12 +8,11 @@ and differ in one region: hard negatives. Each camera has its own colour cast, b
 scale and viewpoint crop; each image has pose jitter, background clutter and, sometimes, an
 occluder. Difficulty knobs live in `SynthConfig`.
 
-    attnas-synth --out data/synth --ids 300 --cams 4 --seed 0
+    attnas-synth --out data/synth --ids 300 --cams 4 --seed 0      (its command line: attnas.search.apps.synth_app)
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from attnas.evaluators.artefacts import made_once
+from attnas.evaluators.progress import progress
 
 PALETTE = np.array(
     [[200, 30, 30], [30, 60, 180], [30, 140, 50], [230, 200, 40], [240, 240, 240], [25, 25, 25],
@@ -183,7 +183,7 @@ def _write(root: Path, cfg: SynthConfig) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     num_train = cfg.ids // 2
     frame = 0
-    for index, person in enumerate(people):
+    for index, person in enumerate(progress(people, f"generating {cfg.ids} synthetic identities", unit="ids")):
         pid = index + 1
         seen_by = sorted(rng.choice(cfg.cams, size=int(rng.integers(2, cfg.cams + 1)), replace=False))
         for cam in seen_by:
@@ -203,29 +203,3 @@ def _write(root: Path, cfg: SynthConfig) -> None:
             if kind == "junk":  # junk in Market: bad crops, mostly background
                 img = img.crop((0, 0, cfg.width, cfg.height // 3)).resize((cfg.width, cfg.height))
             img.save(folders["bounding_box_test"] / f"{pid_text}_c{cam + 1}s1_{frame:06d}_00.jpg", quality=92)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="attnas-synth", description="Write a synthetic re-ID set in the Market-1501 layout.")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--ids", type=int, default=SynthConfig.ids)
-    parser.add_argument("--cams", type=int, default=SynthConfig.cams)
-    parser.add_argument("--images-per-cam", type=int, default=SynthConfig.images_per_cam)
-    parser.add_argument("--seed", type=int, default=SynthConfig.seed)
-    parser.add_argument("--occlusion", type=float, default=SynthConfig.occlusion)
-    parser.add_argument("--shade", type=float, default=SynthConfig.shade)
-    parser.add_argument("--camera-cast", type=float, default=SynthConfig.camera_cast)
-    args = parser.parse_args(argv)
-    cfg = SynthConfig(ids=args.ids, cams=args.cams, images_per_cam=args.images_per_cam, seed=args.seed,
-                      occlusion=args.occlusion, shade=args.shade, camera_cast=args.camera_cast)
-    try:
-        root = generate(args.out, cfg)
-    except ValueError as error:
-        parser.error(str(error))
-    from attnas.evaluators.reid.datasets.market import load_market_layout
-
-    print(load_market_layout(root, "synthetic").summary())
-
-
-if __name__ == "__main__":
-    main()
