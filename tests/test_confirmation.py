@@ -188,7 +188,8 @@ def test_a_search_with_racing_reevaluates_undecided_architectures_within_its_bud
     def stub(inner):  # training replaced: every spec the same mAP, seed noise only
         def score(spec, seed):
             noise = np.random.default_rng([seed, zlib.crc32(str(spec).encode())]).normal(0, 0.01)
-            return {"mAP": 0.30 + noise, "rank1": 0.5, "rank5": 0.6, "rank10": 0.7, "mINP": 0.1, "train_seconds": 0.0}
+            return {"mAP": 0.30 + noise, "rank1": 0.5, "rank5": 0.6, "rank10": 0.7, "mINP": 0.1, "train_seconds": 0.0,
+                    "train_steps": 0}
         return score
 
     patch_score(monkeypatch, stub)

@@ -26,7 +26,9 @@ def test_joblib_launcher_runs_several_workers_of_one_study(tmp_path):
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     (folder,) = [p for p in (tmp_path / "sweep").iterdir() if p.is_dir()]  # one study: `worker` is not part of its name
     assert sorted(p.name for p in folder.iterdir() if p.name.startswith("job")) == ["job0", "job1"]
-    study = optuna.load_study(study_name=folder.name, storage=f"sqlite:///{folder / 'study.db'}")
+    storage = f"sqlite:///{folder / 'study.db'}"
+    (name,) = optuna.get_all_study_names(storage)  # the folder is its name, or a digest of a long one
+    study = optuna.load_study(study_name=name, storage=storage)
     assert sum(t.state == TrialState.COMPLETE for t in study.trials) == 4
     assert {t.user_attrs["worker"]["index"] for t in study.trials} == {0, 1}  # both workers took trials
 
