@@ -12,7 +12,8 @@ objective over the space, pushed 10% outward; `attnas.search.pareto.hypervolume`
 The landscape seeds were fixed before any tuning: `TUNING_SEEDS` for developing the samplers,
 `HELDOUT_SEEDS` only reported. A line per (family, noise, seed set, sampler): the mean hv50 over
 the seeds, its SD and minimum, and the mean of the paired difference to random with its 95%
-interval (t over the seeds). Then, per sampler and seed set, the worst family by that difference.
+interval (t over the seeds). Then, per sampler and seed set, the worst family by that difference
+and its mean over the families, and how far the held-out seeds' gains are from the tuning seeds'.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def compare(args: argparse.Namespace) -> None:
     chosen = {k: v for k, v in sets.items() if k in args.seed_sets.split(",")}
     print(f"# space: {space.describe()}; latency: {described}; {args.trials} trials, references enqueued; "
           f"seed sets: " + ", ".join(f"{k} {','.join(map(str, v))}" for k, v in chosen.items()), flush=True)
-    worst: dict[tuple[str, str], tuple[float, str]] = {}
+    gains: dict[tuple[str, str], dict[str, float]] = {}  # (sampler, seed set) -> family -> mean hv50 minus random
     for family in args.family_list.split(","):
         for noise in args.noises.split(","):
             for set_name, seeds in chosen.items():
@@ -96,16 +97,22 @@ def compare(args: argparse.Namespace) -> None:
                           f"hv50={100 * shares[name].mean():5.1f}% (sd {100 * shares[name].std(ddof=1):4.1f}, min {100 * shares[name].min():5.1f}%) "
                           f"vs_random={100 * gain.mean():+5.1f} (95% +-{100 * interval(gain):4.1f}) "
                           f"seconds_per_run={(time.perf_counter() - started) / len(seeds):.1f}", flush=True)
-                    key = (name, set_name)
-                    if key not in worst or gain.mean() < worst[key][0]:
-                        worst[key] = (float(gain.mean()), f"{family}/{noise}")
+                    gains.setdefault((name, set_name), {})[f"{family}/{noise}"] = float(gain.mean())
                 builtin = {k: v.mean() for k, v in shares.items() if not k.startswith("frontier")}
                 best = max(builtin, key=builtin.get)
                 print(f"family={family}/{noise} set={set_name} best_builtin={best} {100 * builtin[best]:5.1f}% "
                       + " ".join(f"{k}_vs_best_builtin={100 * (v.mean() - builtin[best]):+5.1f}" for k, v in shares.items()
                                  if k.startswith("frontier")), flush=True)
-    for (name, set_name), (gain, where) in sorted(worst.items()):
-        print(f"worst_family sampler={name:<8} set={set_name} family={where} vs_random={100 * gain:+5.1f}", flush=True)
+    for name in samplers:
+        for set_name in chosen:
+            by_family = gains[(name, set_name)]
+            where = min(by_family, key=by_family.get)
+            print(f"worst_family sampler={name:<8} set={set_name} family={where} vs_random={100 * by_family[where]:+5.1f} "
+                  f"mean_over_families={100 * np.mean(list(by_family.values())):+5.1f}", flush=True)
+        if len(chosen) == 2:
+            tuning, heldout = (np.array(list(gains[(name, k)].values())) for k in chosen)
+            print(f"heldout_minus_tuning sampler={name:<8} vs_random: mean {100 * (heldout - tuning).mean():+5.1f}, "
+                  f"per family " + " ".join(f"{100 * d:+.1f}" for d in heldout - tuning), flush=True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

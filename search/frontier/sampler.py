@@ -36,9 +36,12 @@ class FrontierContext:
 class FrontierSampler(BaseSampler):
     def __init__(self, context: FrontierContext, n_startup_trials: int = 10, candidates: int = 1500,
                  seed: int | None = None, draws: int = 4, explore: float = 0.0) -> None:
-        if n_startup_trials < 0 or candidates < 1 or draws < 1 or not 0.0 <= explore <= 1.0:
-            raise ValueError(f"frontier sampler: n_startup_trials >= 0, candidates >= 1, draws >= 1 and 0 <= explore <= 1; "
-                             f"got {n_startup_trials}, {candidates}, {draws}, {explore}")
+        wrong = [f"{name}={value}" for name, value, ok in (
+            ("n_startup_trials", n_startup_trials, n_startup_trials >= 0), ("candidates", candidates, candidates >= 1),
+            ("draws", draws, draws >= 1), ("explore", explore, 0.0 <= explore <= 1.0)) if not ok]
+        if wrong:
+            raise ValueError(f"frontier sampler: {', '.join(wrong)} is out of range; valid: n_startup_trials >= 0, "
+                             f"candidates >= 1, draws >= 1, 0 <= explore <= 1")
         self.context = context
         self.draws = draws
         self.explore = explore
