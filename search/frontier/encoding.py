@@ -11,11 +11,12 @@ Column groups (each gets its own prior spread, fitted to the study by the model)
 * `position`: an indicator per (block, position): effects that are not smooth in stage;
 * `count`: a spec with k blocks sets columns 2..k, so each extra block has its own offset
   (diminishing returns);
-* `pair`: count of each unordered pair of (block, stage) cells in the spec: blocks that only
-  help (or hurt) together. There are cells x (cells + 1) / 2 of them (300 for six blocks and four
-  stages), far more than a study has trials, so they stay near zero unless the data asks for
-  them (the spread of each group is fitted, see `model`). A coarser group, pairs of block types
-  wherever they sit, was measured too and dropped: it cost points on the pair family.
+* `block_pair`: count of each unordered pair of blocks in the spec, wherever they sit: blocks
+  that only help (or hurt) together (21 for six blocks, so a few trials teach them);
+* `pair`: the same per pair of (block, stage) cells, for pairs that work in some stages only.
+  There are cells x (cells + 1) / 2 of them (300 for six blocks and four stages), far more than
+  a study has trials, so they stay near zero unless the data asks for them (the spread of each
+  group is fitted, see `model`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from attnas.models.backbones import layout
 from attnas.space import ArchSpec, SearchSpace
 
 Key = tuple[tuple[int, int], ...]
-GROUPS = ("stage", "position", "count", "pair")
+GROUPS = ("stage", "position", "count", "block_pair", "pair")
 
 
 class SpecCoder:
@@ -48,7 +49,12 @@ class SpecCoder:
         pair_index[upper] = np.arange(len(upper[0]))
         self._pair_index = np.maximum(pair_index, pair_index.T)
         self._n_stages = n_stages
-        sizes = {"stage": cells, "position": n_choices * len(self.positions), "count": space.limit, "pair": len(upper[0])}
+        block_pair = np.full((n_choices, n_choices), -1)
+        block_upper = np.triu_indices(n_choices)
+        block_pair[block_upper] = np.arange(len(block_upper[0]))
+        self._block_pair_index = np.maximum(block_pair, block_pair.T)
+        sizes = {"stage": cells, "position": n_choices * len(self.positions), "count": space.limit,
+                 "block_pair": len(block_upper[0]), "pair": len(upper[0])}
         starts = np.cumsum([0] + [sizes[g] for g in GROUPS])
         self.groups = {g: np.arange(starts[i], starts[i + 1]) for i, g in enumerate(GROUPS)}
         self.width = int(starts[-1])
@@ -74,6 +80,7 @@ class SpecCoder:
         found = [int(g["stage"][cell]) for cell in cells]
         found += [int(g["position"][c * len(self.positions) + p]) for p, c in key]
         found += [int(g["count"][k]) for k in range(1, len(key))]
+        found += [int(g["block_pair"][self._block_pair_index[a, b]]) for (_, a), (_, b) in itertools.combinations(key, 2)]
         found += [int(g["pair"][self._pair_index[a, b]]) for a, b in itertools.combinations(cells, 2)]
         return tuple(found)
 

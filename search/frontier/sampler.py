@@ -20,7 +20,7 @@ from attnas.search.pareto import pareto_mask
 from attnas.space import ArchSpec, SearchSpace
 
 #: prior spread of each column group before the study says otherwise (standardised units)
-DEFAULT_SPREADS = {"stage": 1.0, "position": 0.25, "count": 1.0, "pair": 0.1}
+DEFAULT_SPREADS = {"stage": 1.0, "position": 0.25, "count": 1.0, "block_pair": 0.1, "pair": 0.1}
 
 
 @dataclass
