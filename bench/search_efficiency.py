@@ -14,6 +14,7 @@ tables, so the first share saturates there).
     python -m bench.search_efficiency [--tables 1,2,3] [--samplers nsga2,tpe,gp,random,sweep] [--seeds 0,1,2,3,4]
     python -m bench.search_efficiency --multifidelity      # MO-ASHA rungs vs full budget, per CPU hour
     python -m bench.search_efficiency --constraint 1.05    # latency first: proposals not trained
+    python -m bench.search_efficiency --families           # landscape families (bench/family_search.py)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import time
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import optuna
@@ -48,13 +50,15 @@ def table(space: SearchSpace, profile: LatencyProfile) -> tuple[list[str], np.nd
     return [str(s) for s in specs], np.array([(true_map(s), latency(s, profile)) for s in specs])
 
 
-def sampler_for(name: str, seed: int, budget: int, space: SearchSpace, profile: LatencyProfile,
+def sampler_for(name: str, seed: int, budget: int, space: SearchSpace, profile: LatencyProfile | Callable,
                 limit: float | None = None) -> optuna.samplers.BaseSampler:
     """Each sampler sized for the budget (as attnas-search does): NSGA-II's population and the
     model-based samplers' random start at most n/5. `frontier` knows the latency from the device
     profile, as it does in a search with evaluator.latency.source=profile; `frontier_learned`
-    learns it from the trials, as with the timer."""
-    known = {} if name == "frontier_learned" else {"latency_ratio": lambda spec: latency(spec, profile)}
+    learns it from the trials, as with the timer. `profile`: a device profile, or the latency
+    ratio of a spec."""
+    predict = profile if callable(profile) else (lambda spec: latency(spec, profile))
+    known = {} if name == "frontier_learned" else {"latency_ratio": predict}
     context = FrontierContext(space, ["mAP", "latency_ratio"], known, {"latency_ratio": limit} if limit is not None else {})
     schema = SAMPLERS["frontier" if name.startswith("frontier") else name][0]
     return make_sampler(schema(), seed, budget, context)
@@ -93,16 +97,27 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default=None)
     parser.add_argument("--tables", default="1,2,3")
-    parser.add_argument("--samplers", default="nsga2,tpe,gp,random,frontier,frontier_learned")
+    parser.add_argument("--samplers", default=None, help="default: nsga2,tpe,gp,random,frontier,frontier_learned "
+                        "(with --families: random,tpe,gp,nsga2,frontier)")
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--multifidelity", action="store_true")
     parser.add_argument("--constraint", type=float, default=None,
                         help="latency_ratio <= X: count the proposals latency-first keeps from training")
     parser.add_argument("--candidate-seconds", type=float, default=45.0, help="CPU seconds of one full proxy evaluation")
+    from bench.family_search import add_arguments  # it imports this module: not at the top
+
+    add_arguments(parser)
     args = parser.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if args.families:  # landscapes of several structures; no latency is timed
+        from bench.family_search import compare
+
+        args.samplers = args.samplers or "random,tpe,gp,nsga2,frontier"
+        compare(args)
+        return
+    args.samplers = args.samplers or "nsga2,tpe,gp,random,frontier,frontier_learned"
     profile = load_profile(args.profile)
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.multifidelity:

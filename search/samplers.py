@@ -55,12 +55,15 @@ class BruteForceConfig(SamplerConfig):
 
 @dataclass
 class FrontierConfig(SamplerConfig):
-    """attnas's own (search/frontier.py): additive models of every objective, known costs from a
-    device profile, Thompson sampling, hypervolume improvement."""
+    """attnas's own (search/frontier/): models of every objective over block, position and pair
+    features whose spreads the study fits, seed effects apart, known costs from a device profile,
+    hypervolume improvement averaged over joint posterior draws."""
 
     name: str = "frontier"
     n_startup_trials: int = 10
     candidates: int = 1500  # specs scored per proposal
+    draws: int = 4  # posterior draws a proposal's expected gain averages over (1: Thompson sampling)
+    explore: float = 0.0  # share of proposals drawn at random from the candidates (measured: no gain, notes/sampler.md)
 
 
 def _check_sampler(name: str, entry: tuple) -> None:
