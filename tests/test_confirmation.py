@@ -173,10 +173,11 @@ def test_search_confirms_its_best_and_export_decides_on_fresh_seeds(tmp_path):
     assert "confirmation: training" in output and "fresh seeds" in output
     assert "THE VALIDATION SPLIT CANNOT RANK ARCHITECTURES" in output  # tiny: 4 validation ids
     storage = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
-    study = optuna.load_study(study_name="attnas-resnet18-synthetic-tiny", storage=storage)
+    (name,) = optuna.get_all_study_names(storage)  # attnas-resnet18-synthetic-<data digest>-tiny
+    study = optuna.load_study(study_name=name, storage=storage)
     record = study.user_attrs["confirmation"]
     assert record["seeds"] == [1001, 1002] and len(record["runs"]) == 2  # the plain backbone and the pick
-    refused = subprocess.run([str(bin_dir / "attnas-export"), f"storage={storage}", "study_name=attnas-resnet18-synthetic-tiny",
+    refused = subprocess.run([str(bin_dir / "attnas-export"), f"storage={storage}", f"study_name={name}",
                               f"out={tmp_path / 'exp'}"], capture_output=True, text=True, timeout=600)
     assert refused.returncode == 3 and "the validation split cannot rank architectures" in refused.stdout + refused.stderr
 
