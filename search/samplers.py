@@ -63,7 +63,7 @@ class FrontierConfig(SamplerConfig):
     n_startup_trials: int = 10
     candidates: int = 1500  # specs scored per proposal
     draws: int = 4  # posterior draws a proposal's expected gain averages over (1: Thompson sampling)
-    explore: float = 0.0  # share of proposals drawn at random from the candidates (measured: no gain, notes/sampler.md)
+    explore: float = 0.0  # share of proposals drawn at random from the candidates (measured: no gain; README, issue 23)
 
 
 def _check_sampler(name: str, entry: tuple) -> None:

@@ -2,7 +2,7 @@
 latency source, evaluator, sampler, data set) a toy entry is registered for the test only
 (`Registry.temporarily`) and run end to end through attnas-search's own entry point, and its
 effect is read back from the study. Each test does exactly what the recipe in its docstring (and
-in notes/arch.md, "Extending attnas") tells a user to do.
+in the README, "Extending") tells a user to do.
 """
 
 from __future__ import annotations

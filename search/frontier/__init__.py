@@ -18,7 +18,7 @@ its own prior spread, fitted to the study's runs by type-II maximum likelihood. 
 it keeps the additive case intact (there the pair spreads shrink and the model is the additive
 one) and sets no trials aside; where pairs matter their spread grows, the pairs the study has not
 tried keep it, and the posterior draws try them. Measured beside it on the tuning landscapes of
-`bench/search_efficiency.py --families` (notes/sampler.md has the figures):
+`bench/search_efficiency.py --families` (the README, "Samplers on landscape families", has the figures):
 
 * a share of exploratory proposals (`explore`, random candidates): 0.2 of them bought nothing
   on any family and cost points on the pair and position families, so the default is 0;
