@@ -74,10 +74,10 @@ def precheck(config_name: str, args: list[str]) -> str | None:
 
 
 @contextlib.contextmanager
-def one_line_faults(on_fault: Callable[[], None] = lambda: None) -> Iterator[None]:
+def one_line_faults() -> Iterator[None]:
     """A fault in the block (a full disk, a lost or damaged storage: `attnas.search.faults`) ends
-    the app with one line and status 2, after `on_fault` (stopping other workers); a search's
-    running trial was marked FAIL with the reason when the storage still took it (else its
+    the app with one line and status 2 (a search has stopped its other workers on the way out); a
+    search's running trial was marked FAIL with the reason when the storage still took it (else its
     heartbeat fails it when the same command resumes). Other errors pass through."""
     try:
         yield
@@ -85,7 +85,6 @@ def one_line_faults(on_fault: Callable[[], None] = lambda: None) -> Iterator[Non
         reason = fault(error)
         if reason is None:
             raise
-        on_fault()
         logging.getLogger("attnas").error("%s", reason)
         sys.exit(EXIT_FAULT)
 

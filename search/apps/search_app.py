@@ -18,7 +18,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from attnas.search.apps.cli import hydra_app, one_line_faults
+from attnas.search.apps.cli import hydra_app
 from attnas.search.apps.config import default_output
 from attnas.search.apps.start import forget_failed_start, made_by_hydra_only, study_exists
 from attnas.search.apps.validate import describe_config_error, typed
@@ -85,8 +85,8 @@ def run(cfg: SearchConfig) -> None:
         log.info("study %s searches the %s data in %s", cfg.study_name, data["name"], Path(data["root"]).resolve())
     children = spawn(cfg.workers, cfg.worker or 0, cfg.storage, cfg.device.threads, folder) if cfg.workers > 1 else []
     cfg.workers = 1  # this process is one worker; more run beside it
-    try:  # an interrupt ends in one line (cli.hydra_app), after every worker marked its running trial FAIL
-        with doing("searching (the running trial is marked FAIL with the reason)"), one_line_faults(lambda: stop(children)):
+    try:  # an interrupt or a fault ends in one line (cli.hydra_app), after every worker marked its running trial FAIL
+        with doing("searching (the running trial is marked FAIL with the reason)"):
             study = search(prepared, cfg)
             wait(children)
     finally:
