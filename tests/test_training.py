@@ -150,7 +150,9 @@ def test_cost_and_latency_evaluators_report_what_they_produce():
     latency = LatencyEvaluator(TimedLatency(LatencyConfig(input_size=(64, 32), repeats=7, warmup=2)), input_size=(64, 32))
     measured = latency.measure_cost("resnet18:layer3.1=se")
     assert set(latency.produces()) <= set(measured) and "latency_ratio_se" in measured
-    assert 0.5 < measured["latency_ratio"] < 2 and 0 <= measured["latency_ratio_se"] < 0.5
+    # a timing the machine's load disturbed is flagged, not passed off as a measurement (other tests run beside this one)
+    plausible = 0.5 < measured["latency_ratio"] < 2 and 0 <= measured["latency_ratio_se"] < 0.5
+    assert plausible or measured["latency_unreliable"] == 1, measured
 
 
 def test_reid_evaluator_scores_on_validation_ids_and_returns_every_metric(synth):
